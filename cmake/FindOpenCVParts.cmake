@@ -1,0 +1,18 @@
+# OpenCV core, imgproc and imgcodecs. Debian's lean -dev packages for these three ship no
+# CMake config (only the full libopencv-dev does), so fall back to locating them directly.
+find_package(OpenCV QUIET COMPONENTS core imgproc imgcodecs)
+if(OpenCV_FOUND)
+  add_library(chestlab_opencv INTERFACE)
+  target_include_directories(chestlab_opencv INTERFACE ${OpenCV_INCLUDE_DIRS})
+  target_link_libraries(chestlab_opencv INTERFACE ${OpenCV_LIBS})
+else()
+  find_path(OPENCV_INCLUDE_DIR opencv2/core.hpp PATH_SUFFIXES opencv4 REQUIRED)
+  set(_cv_libs)
+  foreach(part core imgproc imgcodecs)
+    find_library(OPENCV_${part}_LIBRARY opencv_${part} REQUIRED)
+    list(APPEND _cv_libs ${OPENCV_${part}_LIBRARY})
+  endforeach()
+  add_library(chestlab_opencv INTERFACE)
+  target_include_directories(chestlab_opencv INTERFACE ${OPENCV_INCLUDE_DIR})
+  target_link_libraries(chestlab_opencv INTERFACE ${_cv_libs})
+endif()
