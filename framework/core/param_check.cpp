@@ -1,0 +1,135 @@
+#include "chestlab/param_check.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "chestlab/errors.h"
+
+namespace chestlab {
+
+namespace {
+
+std::string type_of(const ParamValue& v) {
+  switch (v.index()) {
+    case 0: return "bool";
+    case 1: return "integer";
+    case 2: return "float";
+    case 3: return "string";
+    case 4: return "list of integers";
+    case 5: return "list of floats";
+    default: return "list of strings";
+  }
+}
+
+bool type_fits(ParamType want, const ParamValue& v) {
+  switch (want) {
+    case ParamType::Bool: return std::holds_alternative<bool>(v);
+    case ParamType::Int: return std::holds_alternative<std::int64_t>(v);
+    case ParamType::Float: return std::holds_alternative<double>(v) || std::holds_alternative<std::int64_t>(v);
+    case ParamType::String: return std::holds_alternative<std::string>(v);
+    case ParamType::IntList: return std::holds_alternative<std::vector<std::int64_t>>(v);
+    case ParamType::FloatList:
+      return std::holds_alternative<std::vector<double>>(v) ||
+             std::holds_alternative<std::vector<std::int64_t>>(v);
+    case ParamType::StringList: return std::holds_alternative<std::vector<std::string>>(v);
+  }
+  return false;
+}
+
+bool in_range(const ParamSpec& spec, double x) {
+  return (!spec.min || x >= *spec.min) && (!spec.max || x <= *spec.max);
+}
+
+bool allowed_choice(const ParamSpec& spec, const std::string& s) {
+  return spec.choices.empty() || std::find(spec.choices.begin(), spec.choices.end(), s) != spec.choices.end();
+}
+
+}  // namespace
+
+ParamValue coerce_value(const ParamSpec& spec, const ParamValue& value) {
+  if (spec.type == ParamType::Float)
+    if (auto* i = std::get_if<std::int64_t>(&value)) return static_cast<double>(*i);
+  if (spec.type == ParamType::FloatList)
+    if (auto* l = std::get_if<std::vector<std::int64_t>>(&value))
+      return std::vector<double>(l->begin(), l->end());
+  return value;
+}
+
+std::string check_value(const ParamSpec& spec, const ParamValue& raw) {
+  if (!type_fits(spec.type, raw))
+    return fmt::format("expected {}, got {} {}", spec.allowed(), type_of(raw), to_toml(raw));
+  ParamValue value = coerce_value(spec, raw);
+  auto bad = [&]() { return fmt::format("expected {}, got {}", spec.allowed(), to_toml(value)); };
+  if (auto* i = std::get_if<std::int64_t>(&value); i && !in_range(spec, static_cast<double>(*i))) return bad();
+  if (auto* d = std::get_if<double>(&value); d && !in_range(spec, *d)) return bad();
+  if (auto* s = std::get_if<std::string>(&value); s && !allowed_choice(spec, *s)) return bad();
+  if (auto* l = std::get_if<std::vector<std::int64_t>>(&value))
+    for (auto x : *l)
+      if (!in_range(spec, static_cast<double>(x))) return bad();
+  if (auto* l = std::get_if<std::vector<double>>(&value))
+    for (auto x : *l)
+      if (!in_range(spec, x)) return bad();
+  if (auto* l = std::get_if<std::vector<std::string>>(&value))
+    for (const auto& x : *l)
+      if (!allowed_choice(spec, x)) return bad();
+  return {};
+}
+
+Params check_params(const Schema& schema, const std::map<std::string, ParamValue>& given,
+                    const std::string& context) {
+  std::vector<std::string> errors;
+  std::vector<std::string> names;
+  for (const auto& spec : schema) names.push_back(spec.name);
+  Params out;
+  for (const auto& [name, value] : given) {
+    auto spec = std::find_if(schema.begin(), schema.end(), [&](const ParamSpec& s) { return s.name == name; });
+    if (spec == schema.end()) {
+      std::string hint = did_you_mean(name, names);
+      errors.push_back(fmt::format("{}: unknown parameter '{}'{}", context, name,
+                                   hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      continue;
+    }
+    if (std::string why = check_value(*spec, value); !why.empty())
+      errors.push_back(fmt::format("{}: {}: {}", context, name, why));
+    else
+      out.set(name, coerce_value(*spec, value));
+  }
+  for (const auto& spec : schema) {
+    if (out.has(spec.name) || given.count(spec.name)) continue;
+    if (spec.default_value) out.set(spec.name, *spec.default_value);
+    else errors.push_back(fmt::format("{}: missing required parameter '{}' ({})", context, spec.name, spec.allowed()));
+  }
+  if (!errors.empty()) {
+    std::string all;
+    for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+    throw ConfigError(all);
+  }
+  return out;
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      std::size_t diag = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        std::size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diag = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    std::size_t d = distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+}  // namespace chestlab

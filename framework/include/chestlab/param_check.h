@@ -1,0 +1,27 @@
+// Checking plain parameter values against a schema. The experiment-file validator adds
+// source positions around the same checks; programmatic callers (tests, the registry's
+// params_for) use check_params directly.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "chestlab/params.h"
+
+namespace chestlab {
+
+// Empty when `value` fits `spec`; otherwise what is wrong, e.g.
+// "expected integer in [1, 64], got -3". An Int is accepted for a Float (and Int lists
+// for Float lists) and converted by coerce_value.
+std::string check_value(const ParamSpec& spec, const ParamValue& value);
+ParamValue coerce_value(const ParamSpec& spec, const ParamValue& value);
+
+// All of `given` checked against `schema`, defaults filled in. Throws ConfigError listing
+// every problem, each prefixed by `context` (e.g. "model 'unet'").
+Params check_params(const Schema& schema, const std::map<std::string, ParamValue>& given,
+                    const std::string& context);
+
+// Closest name by edit distance, or "" when nothing is close enough to suggest.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace chestlab
