@@ -1,0 +1,29 @@
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "chestlab/errors.h"
+#include "segmentation_losses.h"
+
+namespace chestlab::seg_loss {
+
+MaskPair mask_pair(const char* loss_name, const ModelOutput& output, const Batch& batch) {
+  if (!output.mask_logits.defined()) {
+    throw ConfigError(fmt::format(
+        "loss '{}' needs a mask model (output = \"mask\"), but the model produced no mask logits",
+        loss_name));
+  }
+  if (!batch.masks.defined()) {
+    throw ConfigError(fmt::format(
+        "loss '{}' needs ground-truth masks, but the dataset's batch has none: use a dataset "
+        "that provides masks or a box loss",
+        loss_name));
+  }
+  if (output.mask_logits.sizes() != batch.masks.sizes()) {
+    throw std::invalid_argument(fmt::format("loss '{}': mask logits of shape [{}] but masks of shape [{}]",
+                                            loss_name, fmt::join(output.mask_logits.sizes().vec(), ", "),
+                                            fmt::join(batch.masks.sizes().vec(), ", ")));
+  }
+  return {output.mask_logits, batch.masks.to(output.mask_logits.dtype())};
+}
+
+}  // namespace chestlab::seg_loss

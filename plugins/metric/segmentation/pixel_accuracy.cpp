@@ -1,0 +1,23 @@
+#include <limits>
+
+#include "segmentation_metrics.h"
+
+namespace chestlab::seg_metric {
+
+void PixelAccuracy::reset() {
+  correct_ = 0;
+  total_ = 0;
+}
+
+void PixelAccuracy::update(const Prediction& prediction, const Batch& batch) {
+  const auto masks = binarise("pixel_accuracy", prediction, batch, threshold_);
+  correct_ += masks.predicted.eq(masks.truth).sum().item<std::int64_t>();
+  total_ += masks.truth.numel();
+}
+
+double PixelAccuracy::compute() const {
+  if (total_ == 0) return std::numeric_limits<double>::quiet_NaN();
+  return static_cast<double>(correct_) / static_cast<double>(total_);
+}
+
+}  // namespace chestlab::seg_metric
