@@ -1,0 +1,89 @@
+// Step-wise learning-rate schedules: two pure functions of the epoch (step_exponential, step)
+// and ReduceLROnPlateau, which follows the monitored metric and so keeps state for resume.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "chestlab/scheduler.h"
+
+namespace chestlab::step_schedules {
+
+// The course notebook's Keras schedule
+//   LearningRateScheduler(lambda epoch, lr: lr if epoch < hold else lr * gamma)
+// Keras calls it at the start of every epoch (0-based) with the *current* rate, so the
+// factors compound: epochs 0 .. hold-1 run at base_lr, epoch hold at base_lr * gamma,
+// epoch hold+1 at base_lr * gamma^2, ... In closed form (epoch 0-based):
+//   lr(epoch) = base_lr * gamma^max(0, epoch - hold + 1)
+// With hold = 20, gamma = 0.1 and lr = 1e-3: epoch 19 -> 1e-3, 20 -> 1e-4, 21 -> 1e-5.
+class StepExponentialSchedule : public Scheduler {
+ public:
+  StepExponentialSchedule(std::int64_t hold_epochs, double gamma) : hold_epochs_(hold_epochs), gamma_(gamma) {}
+  double lr(const ScheduleState& state) override;
+
+ private:
+  std::int64_t hold_epochs_;
+  double gamma_;
+};
+
+// PyTorch's StepLR: lr(epoch) = base_lr * gamma^floor(epoch / step_size), epoch 0-based.
+class StepSchedule : public Scheduler {
+ public:
+  StepSchedule(std::int64_t step_size, double gamma) : step_size_(step_size), gamma_(gamma) {}
+  double lr(const ScheduleState& state) override;
+
+ private:
+  std::int64_t step_size_;
+  double gamma_;
+};
+
+struct PlateauOptions {
+  bool maximize = false;            // mode = "max": the monitored value should rise
+  double factor = 0.1;              // new_lr = lr * factor, in [0, 1)
+  std::int64_t patience = 10;       // bad epochs tolerated before a reduction
+  double threshold = 1e-4;          // how much better counts as an improvement
+  bool relative_threshold = true;   // threshold_mode = "rel" (else "abs")
+  std::int64_t cooldown = 0;        // epochs after a reduction during which bad epochs are not counted
+  double min_lr = 0.0;              // lower bound of the rate
+  double eps = 1e-8;                // reductions smaller than this are skipped
+};
+
+// PyTorch's ReduceLROnPlateau (torch.optim.lr_scheduler, identical in 1.13 and 2.x), fed by
+// observe() after each validation. Per observed value v:
+//   if better(v, best): best = v, bad_epochs = 0      else: bad_epochs += 1
+//   if cooldown_counter > 0: cooldown_counter -= 1, bad_epochs = 0
+//   if bad_epochs > patience:
+//       new = max(lr * factor, min_lr); if lr - new > eps: lr = new
+//       cooldown_counter = cooldown, bad_epochs = 0
+// where better(v, best) is, for mode min: v < best * (1 - threshold) (rel) or
+// v < best - threshold (abs); for mode max: v > best * (1 + threshold) (rel) or
+// v > best + threshold (abs). best starts at +inf (min) or -inf (max). A NaN value is never
+// better, so it counts as a bad epoch.
+// The rate starts at the optimizer's lr (ScheduleState::base_lr of the first lr() call).
+// The host passes the experiment's monitor metric, so `mode` must match that metric's
+// direction: "min" for losses, "max" for scores such as mean_iou.
+class PlateauSchedule : public Scheduler {
+ public:
+  explicit PlateauSchedule(PlateauOptions options);
+  double lr(const ScheduleState& state) override;
+  void observe(std::int64_t epoch, double monitored) override;
+  // One line, e.g. "plateau/1 lr=0.001 best=0.25 bad_epochs=2 cooldown_counter=0"; numbers
+  // are written in shortest round-trip form so a resumed run continues bit-identically.
+  std::string save_state() const override;
+  // Accepts what save_state() wrote, or "" (a fresh start). Throws std::runtime_error
+  // naming the offending field for anything else.
+  void load_state(const std::string& state) override;
+
+ private:
+  bool better(double value) const;
+  void reduce();
+
+  PlateauOptions options_;
+  std::optional<double> current_lr_;  // unset until the first lr() call tells the base rate
+  double best_;
+  std::int64_t bad_epochs_ = 0;
+  std::int64_t cooldown_counter_ = 0;
+};
+
+}  // namespace chestlab::step_schedules
