@@ -8,7 +8,9 @@ function(chestlab_add_plugin target)
   add_library(${target} MODULE ${ARG_SOURCES})
   if(TARGET chestlab_host)
     target_link_libraries(${target} PRIVATE chestlab_host ${ARG_LIBRARIES})
-    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${CHESTLAB_BUILD_PLUGIN_DIR}")
+    # Installed plugins sit in <libdir>/chestlab/plugins, two levels below the host library.
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${CHESTLAB_BUILD_PLUGIN_DIR}"
+                          INSTALL_RPATH "$ORIGIN/../..")
     if(COMMAND chestlab_use_pch)
       chestlab_use_pch(${target})
     endif()
