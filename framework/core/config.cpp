@@ -389,7 +389,7 @@ class ExperimentReader {
     for (const PluginSection* c : consumers) {
       if (!c->info) continue;
       const std::string requires_kind = tag_or(*c->info, "requires", "mask");
-      if (requires_kind == output) continue;
+      if (requires_kind == output || requires_kind == "any") continue;  // "any": e.g. rsna_map scores both
       diag_.error(c->section.where_of("plugin"), c->section.key_path("plugin"),
                   fmt::format("{} \"{}\" requires {}, but model \"{}\" outputs {}", c == &loss ? "loss" : "metric",
                               c->plugin, requires_kind, model.plugin, output));

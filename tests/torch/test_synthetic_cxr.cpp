@@ -147,7 +147,7 @@ TEST_CASE("synthetic_cxr: samples are deterministic per seed, across threads", "
   for (std::size_t i = 0; i < 8; ++i) CHECK(same(parallel[i], sequential[i]));
 }
 
-TEST_CASE("synthetic_cxr: patients group images; 0 gives one group per image", "[synthetic_cxr]") {
+TEST_CASE("synthetic_cxr: patients group images and 0 gives one group per image", "[synthetic_cxr]") {
   auto grouped = make_synthetic({{"count", std::int64_t{30}}, {"image_size", std::int64_t{32}},
                                  {"patients", std::int64_t{7}}});
   std::set<std::string> groups;

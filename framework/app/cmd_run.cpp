@@ -1,0 +1,98 @@
+// chestlab run EXP.toml [--set k=v]... [--folds 0,2] [--device D] [--output DIR] [--resume RUN.h5]
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "chestlab/host/run_driver.h"
+#include "command.h"
+
+namespace po = boost::program_options;
+
+namespace chestlab::app {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: chestlab run EXP.toml [--set section.key=value]... [--folds 0,2] [--device D]\n"
+    "                    [--output DIR] [--plugin-path DIR]... [--quiet]\n"
+    "       chestlab run --resume RUN.h5 [--plugin-path DIR]...\n\n"
+    "Trains the experiment's folds and writes one run file <output>/<name>/<run id>.h5.\n"
+    "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, keeps every completed epoch\n"
+    "and exits 130; --resume continues from the last completed epoch of each fold.\n\n";
+
+std::string folds_override(const std::string& list) {
+  std::stringstream in(list);
+  std::string item, out;
+  while (std::getline(in, item, ',')) {
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos)
+      throw po::error("--folds takes fold numbers separated by commas, e.g. --folds 0,2 (got '" + list + "')");
+    out += (out.empty() ? "" : ",") + item;
+  }
+  return "cv.run_folds=[" + out + "]";
+}
+
+std::string quoted(const std::string& value) {
+  std::string out = "\"";
+  for (char c : value) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+int run_run(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()
+      ("help,h", "show this help")
+      ("set", po::value<std::vector<std::string>>()->composing(), "override a value: section.key=value (repeatable)")
+      ("folds", po::value<std::string>(), "train only these folds, e.g. 0,2")
+      ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (overrides train.device)")
+      ("output", po::value<std::string>(), "results folder (overrides experiment.output)")
+      ("resume", po::value<std::string>(), "continue an interrupted run file")
+      ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
+      ("quiet,q", "no progress output");
+  po::options_description hidden;
+  hidden.add_options()("experiment", po::value<std::string>());
+  po::options_description all;
+  all.add(options).add(hidden);
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      std::cout << kUsage << options;
+      return kExitOk;
+    }
+    RunRequest request;
+    if (vm.count("set")) request.overrides = vm["set"].as<std::vector<std::string>>();
+    if (vm.count("folds")) request.overrides.push_back(folds_override(vm["folds"].as<std::string>()));
+    if (vm.count("device")) request.overrides.push_back("train.device=" + quoted(vm["device"].as<std::string>()));
+    if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
+    if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
+    request.verbose = !vm.count("quiet");
+    if (vm.count("resume")) {
+      if (vm.count("experiment") || !request.overrides.empty())
+        throw po::error("--resume continues the recorded configuration: give no experiment file or overrides");
+      request.resume = vm["resume"].as<std::string>();
+    } else if (vm.count("experiment")) {
+      request.experiment_file = vm["experiment"].as<std::string>();
+    } else {
+      throw po::error("give an experiment file (or --resume RUN.h5)");
+    }
+    RunOutcome outcome = run_experiment(request);
+    std::cout << fmt::format("\nrun file: {}  (status {})\n", outcome.path, to_string(outcome.status));
+    return outcome.exit_code;
+  } catch (const po::error& e) {
+    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
+    return kExitUsage;
+  }
+}
+
+const Command reg{"run", "train an experiment's cross-validation folds (or --resume one)", &run_run};
+
+}  // namespace
+}  // namespace chestlab::app

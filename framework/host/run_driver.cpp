@@ -1,0 +1,291 @@
+#include "chestlab/host/run_driver.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "chestlab/compare.h"
+#include "chestlab/config.h"
+#include "chestlab/errors.h"
+#include "chestlab/host/experiment.h"
+#include "chestlab/host/progress.h"
+#include "chestlab/host/registry.h"
+#include "chestlab/host/runtime.h"
+#include "chestlab/host/trainer.h"
+#include "chestlab/project_info.h"
+
+namespace fs = std::filesystem;
+
+namespace chestlab {
+
+namespace {
+
+HistoryRow to_row(const EpochRecord& r) {
+  return HistoryRow{r.epoch, r.lr, r.train_loss, r.val_loss, r.seconds, r.metrics};
+}
+
+EpochRecord to_record(const HistoryRow& r) {
+  EpochRecord e;
+  e.epoch = r.epoch;
+  e.lr = r.lr;
+  e.train_loss = r.train_loss;
+  e.val_loss = r.val_loss;
+  e.seconds = r.seconds;
+  e.metrics = r.metrics;
+  return e;
+}
+
+std::vector<NamedArray> to_arrays(const torch::nn::Module& model) {
+  std::vector<NamedArray> arrays;
+  for (auto& t : state_tensors(model)) {
+    NamedArray a;
+    a.name = t.name;
+    a.shape.assign(t.value.sizes().begin(), t.value.sizes().end());
+    const float* data = t.value.data_ptr<float>();
+    a.values.assign(data, data + t.value.numel());
+    arrays.push_back(std::move(a));
+  }
+  return arrays;
+}
+
+FoldStatus to_fold_status(FoldOutcome outcome) {
+  switch (outcome) {
+    case FoldOutcome::Complete: return FoldStatus::Complete;
+    case FoldOutcome::StoppedEarly: return FoldStatus::StoppedEarly;
+    case FoldOutcome::Interrupted: return FoldStatus::Interrupted;
+    case FoldOutcome::Failed: return FoldStatus::Failed;
+  }
+  return FoldStatus::Failed;
+}
+
+std::vector<std::string> ids_of(const Experiment& exp, const std::vector<std::size_t>& indices) {
+  std::vector<std::string> ids;
+  ids.reserve(indices.size());
+  for (auto i : indices) ids.push_back(exp.samples()[i].id);
+  return ids;
+}
+
+std::string metrics_text(const std::vector<std::string>& names, const std::vector<double>& values) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < values.size(); ++i)
+    out += fmt::format("  {} {:.4f}", names[i], values[i]);
+  return out;
+}
+
+// Records each finished epoch in the run file, in one atomic transaction per epoch.
+class RunRecorder : public FoldObserver {
+ public:
+  RunRecorder(RunFile& file, const Experiment& exp, ProgressPrinter& progress)
+      : file_(file), exp_(exp), progress_(progress) {}
+
+  void on_epoch_end(int fold, const EpochRecord& r, bool improved, const Model& model,
+                    const FoldCheckpoint& checkpoint) override {
+    std::vector<NamedArray> best;
+    if (improved) best = to_arrays(model);
+    const double monitored = r.metrics.at(exp_.monitor_index());
+    file_.transaction([&](RunWriter& w) {
+      w.append_epoch(fold, to_row(r));
+      if (improved) w.set_fold_best(fold, r.epoch, monitored, best);
+      w.set_fold_resume(fold, ResumeBlob{checkpoint.next_epoch,
+                                         {{"model", checkpoint.model_state},
+                                          {"optimizer", checkpoint.optimizer_state},
+                                          {"scheduler", checkpoint.scheduler_state}}});
+      for (const auto& s : pending_skipped_) w.add_skipped(s.id, s.file, s.reason);
+    });
+    pending_skipped_.clear();
+    progress_.line(fmt::format("fold {} epoch {:>3}/{}  lr {:.2e}  train_loss {:.4f}  val_loss {:.4f}{}  "
+                               "{:.1f}s  {:.1f} img/s  data wait {:.0f}%{}",
+                               fold, r.epoch + 1, exp_.config().train.epochs, r.lr, r.train_loss, r.val_loss,
+                               metrics_text(exp_.metric_names(), r.metrics), r.seconds, r.images_per_second,
+                               100 * r.data_wait_fraction, improved ? "  *best*" : ""));
+  }
+  void on_batch_end(int fold, std::int64_t epoch, std::size_t batch, std::size_t batches, double loss,
+                    double ips) override {
+    progress_.batch(fold, epoch, exp_.config().train.epochs, batch, batches, loss, ips);
+  }
+  void on_skipped(int, const std::vector<SkippedSample>& skipped) override {
+    for (const auto& s : skipped) {
+      progress_.line(fmt::format("skipped sample {}: {}: {}", s.id, s.file, s.reason));
+      pending_skipped_.push_back(s);
+    }
+  }
+
+ private:
+  RunFile& file_;
+  const Experiment& exp_;
+  ProgressPrinter& progress_;
+  std::vector<SkippedSample> pending_skipped_;
+};
+
+Environment describe_environment(const PluginRegistry& registry, const torch::Device& device, int threads,
+                                 const ExperimentConfig& config) {
+  Environment env;
+  env.libtorch_version = TORCH_VERSION;
+  env.device = device.str();
+  env.threads = threads;
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  env.hostname = host;
+  env.git_commit = project_git_commit();
+  env.experiment_file = config.source_file;
+  env.base_dir = config.base_dir;
+  std::map<std::string, std::string> digests;
+  for (const auto& [file, digest] : registry.libraries()) digests[file] = digest;
+  for (const auto& c : registry.components())
+    env.plugins.push_back({c.info.name, to_string(c.info.kind), c.info.version, c.file, digests[c.file]});
+  return env;
+}
+
+std::string run_path_for(const ExperimentConfig& config, const std::string& run_id) {
+  return (fs::path(config.output) / config.name / (run_id + ".h5")).string();
+}
+
+// Loads the best weights recorded for a fold back into a model, by state_dict name.
+void load_best_weights(Model& model, const FoldInfo& fold) {
+  torch::NoGradGuard no_grad;
+  auto params = model.named_parameters(true);
+  auto buffers = model.named_buffers(true);
+  for (const auto& a : fold.weights) {
+    torch::Tensor* target = params.find(a.name);
+    if (!target) target = buffers.find(a.name);
+    if (!target) throw std::runtime_error("recorded weight '" + a.name + "' is not a parameter of the model");
+    auto src = torch::from_blob(const_cast<float*>(a.values.data()), a.shape, torch::kFloat32);
+    target->copy_(src.to(target->device(), target->dtype()));
+  }
+}
+
+}  // namespace
+
+std::string make_run_id(const std::string& config_hash) {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  return std::string(stamp) + "-" + config_hash.substr(0, 8);
+}
+
+RunOutcome run_experiment(const RunRequest& request) {
+  install_interrupt_handlers();
+  auto registry = std::make_shared<PluginRegistry>();
+  registry->discover(request.plugin_dirs);
+  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
+
+  // A new run reads the experiment file; a resumed run re-reads the configuration it recorded.
+  std::optional<RunFile> file;
+  ExperimentConfig config;
+  RunInfo previous;
+  if (!request.resume.empty()) {
+    file = RunFile::open(request.resume);
+    previous = file->read(LoadWeights::No);
+    config = parse_experiment(previous.config_toml, request.resume + ":/config", previous.environment.base_dir, {},
+                              *registry);
+  } else {
+    config = load_experiment(request.experiment_file, request.overrides, *registry);
+  }
+
+  const torch::Device device = choose_device(config.train.device);
+  const int threads = configure_threads(config.train.threads);
+  configure_determinism(config.train.deterministic);
+  ProgressPrinter progress(request.verbose);
+
+  Experiment experiment(config, registry);
+  if (!file) {
+    const std::string run_id = make_run_id(config.hash());
+    RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
+                 config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min};
+    file = RunFile::create(run_path_for(config, run_id), meta, config.resolved_toml(),
+                           describe_environment(*registry, device, threads, config));
+  } else {
+    file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });
+  }
+  progress.line(fmt::format("run {}  ({} samples, {} on {} thread(s))", file->path(), experiment.samples().size(),
+                            device.str(), threads));
+
+  RunRecorder recorder(*file, experiment, progress);
+  bool interrupted = false, failed = false;
+  std::vector<std::vector<double>> baselines;  // per fold: metrics of an empty prediction
+  for (int k : experiment.folds_to_run()) {
+    const FoldPlan& plan = experiment.plans().at(static_cast<std::size_t>(k));
+    std::optional<ResumeState> resume;
+    if (const FoldInfo* done = previous.fold(k)) {
+      if (is_finished(done->status)) continue;  // nothing left to do for this fold
+      if (auto blob = read_fold_resume(file->path(), k)) {
+        resume = ResumeState{FoldCheckpoint{blob->next_epoch, blob->parts.at("model"), blob->parts.at("optimizer"),
+                                            blob->parts.at("scheduler")},
+                             {}};
+        for (const auto& row : done->history) resume->history.push_back(to_record(row));
+      } else {
+        file->transaction([&](RunWriter& w) { w.remove_fold(k); });  // failed before its first epoch
+      }
+    }
+    if (!resume) {
+      file->transaction([&](RunWriter& w) {
+        w.begin_fold(k, experiment.metric_names(), ids_of(experiment, plan.train), ids_of(experiment, plan.val));
+      });
+    } else {
+      file->transaction([&](RunWriter& w) { w.set_fold_status(k, FoldStatus::Running); });
+    }
+    progress.line(fmt::format("fold {}: {} training, {} validation samples{}", k, plan.train.size(), plan.val.size(),
+                              resume ? fmt::format(" (resuming at epoch {})", resume->checkpoint.next_epoch + 1) : ""));
+
+    FoldTrainer trainer(experiment, k, device);
+    FoldResult result = trainer.run(recorder, resume);
+    if (result.outcome == FoldOutcome::Complete || result.outcome == FoldOutcome::StoppedEarly)
+      baselines.push_back(trainer.empty_prediction_metrics(plan.val));
+    file->transaction([&](RunWriter& w) { w.set_fold_status(k, to_fold_status(result.outcome), result.error); });
+    if (result.outcome == FoldOutcome::Failed) {
+      failed = true;
+      progress.line(fmt::format("fold {} failed: {}", k, result.error));
+      std::cerr << fmt::format("error: fold {} failed: {}\n", k, result.error);
+    }
+    if (result.outcome == FoldOutcome::Interrupted) {
+      interrupted = true;
+      break;
+    }
+    if (!plan.test.empty() && result.best_epoch >= 0) {
+      RunInfo now = file->read(LoadWeights::Yes);
+      load_best_weights(trainer.model(), *now.fold(k));
+      EpochRecord test = trainer.evaluate(plan.test, result.best_epoch);
+      std::vector<MetricValue> values;
+      for (std::size_t i = 0; i < test.metrics.size(); ++i)
+        values.push_back({experiment.metric_names()[i], test.metrics[i]});
+      values.push_back({"loss", test.val_loss});
+      file->transaction([&](RunWriter& w) { w.write_test(values); });
+      progress.line(fmt::format("test ({} samples, best epoch {}):{}", plan.test.size(), result.best_epoch + 1,
+                                metrics_text(experiment.metric_names(), test.metrics)));
+    }
+  }
+
+  RunOutcome outcome;
+  outcome.path = file->path();
+  outcome.status = interrupted ? RunStatus::Interrupted : failed ? RunStatus::Failed : RunStatus::Complete;
+  outcome.exit_code = interrupted ? 130 : failed ? 1 : 0;
+  file->transaction([&](RunWriter& w) {
+    w.write_summary();
+    w.set_status(outcome.status);
+    if (!interrupted) w.set_finished_now();
+  });
+  if (request.verbose) {
+    RunInfo info = file->read(LoadWeights::No);
+    std::cout << "\n" << render_compare(build_compare_table({info}, std::nullopt), CompareFormat::Table);
+    if (!baselines.empty()) {
+      // What predicting nothing at all scores on the same validation folds.
+      std::string line = "empty prediction (all background, no boxes) on the same folds:";
+      for (std::size_t m = 0; m < experiment.metric_names().size(); ++m) {
+        double sum = 0;
+        for (const auto& b : baselines) sum += b[m];
+        line += fmt::format("  {} {:.4f}", experiment.metric_names()[m], sum / static_cast<double>(baselines.size()));
+      }
+      std::cout << "\n" << line << "\n";
+    }
+    if (interrupted) std::cout << "\ninterrupted: continue with `chestlab run --resume " << outcome.path << "`\n";
+  }
+  return outcome;
+}
+
+}  // namespace chestlab

@@ -1,0 +1,31 @@
+// `chestlab run`: assembles an experiment, trains its folds and records everything in one
+// run file, crash-safe epoch by epoch, resumable after an interruption.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "chestlab/runfile.h"
+
+namespace chestlab {
+
+struct RunRequest {
+  std::string experiment_file;          // a new run (empty when resuming)
+  std::vector<std::string> overrides;   // --set, plus --folds/--device/--output turned into overrides
+  std::string resume;                   // --resume RUN.h5
+  std::vector<std::string> plugin_dirs; // --plugin-path
+  bool verbose = true;                  // progress and tables on stdout
+};
+
+struct RunOutcome {
+  std::string path;   // the run file
+  RunStatus status = RunStatus::Running;
+  int exit_code = 0;  // 0 complete, 130 interrupted, 1 a fold failed
+};
+
+RunOutcome run_experiment(const RunRequest& request);
+
+// "<YYYYmmdd-HHMMSS>-<config hash>" in UTC.
+std::string make_run_id(const std::string& config_hash);
+
+}  // namespace chestlab
