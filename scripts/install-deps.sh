@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs chestlab's build and test dependencies from Debian's packages (Debian 12).
+# Runs apt-get as root, or through sudo when it is there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libtorch-dev libopenblas0-pthread          # LibTorch 1.13 (CPU); OpenBLAS, or matrix products crawl
+  libboost-dev libboost-program-options-dev libboost-filesystem-dev
+  libhdf5-dev libfmt-dev libtomlplusplus-dev catch2
+  libdcmtk-dev libtiff-dev zlib1g-dev
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
+  libcairo2-dev
+  python3 python3-h5py python3-numpy        # the tests read run files the way users do
+)
+
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root or install sudo" >&2; exit 1; }
+  as_root=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -q
+"${as_root[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
