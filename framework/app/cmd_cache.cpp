@@ -1,0 +1,146 @@
+// chestlab cache EXP.toml [--set k=v]...: fills the experiment dataset's preprocessing cache.
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "chestlab/errors.h"
+#include "chestlab/host/registry.h"
+#include "command.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace chestlab::app {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: chestlab cache EXP.toml [--set section.key=value]... [--threads N] [--plugin-path DIR]...\n\n"
+    "Opens the experiment's dataset and reads every sample once, so that its preprocessing\n"
+    "cache (dataset.cache, e.g. of rsna_pneumonia) holds every image before training starts.\n"
+    "An unreadable image stops the command, or is reported and skipped with\n"
+    "dataset.on_error = \"skip\".\n\n";
+
+struct Counts {
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::size_t> done{0};
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<std::string> skipped;  // "<file>: <reason>"
+  std::exception_ptr error;
+};
+
+void read_samples(const Dataset& dataset, bool skip_bad, Counts& counts) {
+  while (!counts.stop) {
+    const std::size_t i = counts.next++;
+    if (i >= dataset.size()) return;
+    try {
+      dataset.get(i);
+    } catch (const DataError& e) {
+      std::lock_guard<std::mutex> lock(counts.mutex);
+      if (skip_bad) {
+        counts.skipped.push_back(e.what());
+      } else if (!counts.error) {
+        counts.error = std::current_exception();
+        counts.stop = true;
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(counts.mutex);
+      if (!counts.error) counts.error = std::current_exception();
+      counts.stop = true;
+    }
+    ++counts.done;
+  }
+}
+
+// The cache parameter of the experiment's dataset, resolved like the dataset resolves it.
+std::string cache_path_of(const ExperimentConfig& config) {
+  if (!config.dataset.params.has("cache"))
+    throw ConfigError(fmt::format("{}: dataset \"{}\" has no preprocessing cache (no `cache` parameter)",
+                                  config.source_file, config.dataset.plugin));
+  const std::string& cache = config.dataset.params.str("cache");
+  if (cache.empty())
+    throw ConfigError(fmt::format("{}: dataset.cache is empty: set it in the file or with --set "
+                                  "dataset.cache=\"path/to/cache.h5\"",
+                                  config.source_file));
+  return fs::path(cache).is_absolute() ? cache : (fs::path(config.base_dir) / cache).lexically_normal().string();
+}
+
+int run_cache(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()("help,h", "show this help")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override a value: section.key=value")(
+      "threads", po::value<int>()->default_value(2), "samples read in parallel")(
+      "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins");
+  po::options_description all;
+  all.add(options).add_options()("experiment", po::value<std::string>());
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << options;
+    return kExitOk;
+  }
+  if (!vm.count("experiment") || vm["threads"].as<int>() < 1) {
+    std::cerr << "error: give an experiment file (and --threads >= 1)\n\n" << kUsage << options;
+    return kExitUsage;
+  }
+  auto registry = std::make_shared<PluginRegistry>();
+  registry->discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
+                                              : std::vector<std::string>{});
+  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
+  const std::vector<std::string> overrides =
+      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  const ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides, *registry);
+  const std::string cache_path = cache_path_of(config);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto dataset = registry->make_dataset(config.dataset.plugin, config.dataset.params,
+                                        DatasetContext{config.base_dir, config.seed});
+  const std::size_t total = dataset->size();
+  std::cout << fmt::format("{}: {} samples of dataset \"{}\" into {}\n", config.source_file, total,
+                           config.dataset.plugin, cache_path);
+  Counts counts;
+  std::vector<std::thread> threads;
+  const bool skip_bad = config.on_error == "skip";
+  for (int t = 0; t < vm["threads"].as<int>(); ++t)
+    threads.emplace_back([&] { read_samples(*dataset, skip_bad, counts); });
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  while (counts.done < total && !counts.stop) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const double s = elapsed();
+    std::cout << fmt::format("\r{}/{} samples, {:.0f} s, {:.1f}/s", counts.done.load(), total, s,
+                             s > 0 ? counts.done / s : 0.0)
+              << std::flush;
+  }
+  for (auto& t : threads) t.join();
+  std::cout << "\n";
+  dataset.reset();  // closes (and flushes) the cache
+  if (counts.error) std::rethrow_exception(counts.error);
+  for (const auto& s : counts.skipped) std::cerr << "skipped: " << s << "\n";
+  std::error_code ec;
+  const auto bytes = fs::file_size(cache_path, ec);
+  std::cout << fmt::format("cache {}: {} samples read, {} skipped, {:.1f} s, {:.1f} MB\n", cache_path,
+                           total - counts.skipped.size(), counts.skipped.size(), elapsed(),
+                           ec ? 0.0 : static_cast<double>(bytes) / 1e6);
+  return kExitOk;  // skipping was asked for (on_error = "skip"); each one is listed above
+}
+
+const Command reg{"cache", "fill an experiment dataset's preprocessing cache (reads every sample once)",
+                  &run_cache};
+
+}  // namespace
+}  // namespace chestlab::app
