@@ -223,3 +223,32 @@ TEST_CASE("configuration errors exit 2 and name file, line and key", "[e2e][cli]
   CHECK(run_chestlab("validate " + tiny_toml(), &out) == 0);
   CHECK(run_chestlab("--version", &out) == 0);
 }
+
+TEST_CASE("a non-finite loss fails its fold with the error recorded; the other folds go on", "[e2e][nan]") {
+  const fs::path dir = scratch_dir("e2e_nan");
+  std::string log;
+  const std::string plugins = (fs::path(test_plugin_dir()) / "nan_loss").string();
+  CHECK(run_chestlab("run " + tiny_toml() + " --set loss.plugin=\"nan_when_synth0\" --quiet --plugin-path " +
+                         plugins + " --output " + dir.string(),
+                     &log) == 1);
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains("loss is nan"));
+  RunInfo run = read_run(only_run_file(dir).string(), LoadWeights::No);
+  CHECK(run.status == RunStatus::Failed);
+  REQUIRE(run.folds.size() == 2);
+  int failed = 0, complete = 0;
+  for (const auto& fold : run.folds) {
+    if (fold.status == FoldStatus::Failed) {
+      ++failed;
+      CHECK_THAT(fold.error, Catch::Contains("loss is nan") && Catch::Contains("epoch 0"));
+      // The failing fold trains on synth-0; the complete one validates it.
+      CHECK(std::find(fold.train_ids.begin(), fold.train_ids.end(), "synth-0") != fold.train_ids.end());
+    } else {
+      ++complete;
+      CHECK(fold.status == FoldStatus::Complete);
+      CHECK(fold.history.size() == 2);
+    }
+  }
+  CHECK(failed == 1);
+  CHECK(complete == 1);
+}
