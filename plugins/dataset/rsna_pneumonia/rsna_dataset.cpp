@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "chestlab/box_tensor.h"
+
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -38,19 +40,6 @@ torch::Tensor to_tensor(const cv::Mat& m) {
   if (m.type() == CV_32FC1 && m.isContinuous()) f = m;
   else m.convertTo(f, CV_32F);
   return torch::from_blob(f.data, {1, f.rows, f.cols}, torch::kFloat32).clone();
-}
-
-torch::Tensor boxes_tensor(const std::vector<Box>& boxes) {
-  torch::Tensor t = torch::empty({static_cast<std::int64_t>(boxes.size()), 4}, torch::kFloat32);
-  auto a = t.accessor<float, 2>();
-  for (std::size_t i = 0; i < boxes.size(); ++i) {
-    const auto row = static_cast<std::int64_t>(i);
-    a[row][0] = static_cast<float>(boxes[i].x);
-    a[row][1] = static_cast<float>(boxes[i].y);
-    a[row][2] = static_cast<float>(boxes[i].w);
-    a[row][3] = static_cast<float>(boxes[i].h);
-  }
-  return t;
 }
 
 // The header fields a sample carries, under their DICOM keywords.
@@ -134,7 +123,7 @@ Sample RsnaDataset::get(std::size_t index) const {
                ? torch::zeros({1, size, size}, torch::kFloat32)
                : to_tensor(resize_binary_mask(
                      boxes_to_mask(p.boxes, prepared.original_rows, prepared.original_cols), size, size));
-  s.boxes = boxes_tensor(scale_boxes(p.boxes, static_cast<double>(size) / prepared.original_cols,
+  s.boxes = boxes_to_tensor(scale_boxes(p.boxes, static_cast<double>(size) / prepared.original_cols,
                                      static_cast<double>(size) / prepared.original_rows));
   s.label = label_of(p);
   s.group = p.patient_id;

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "chestlab/box_tensor.h"
+
 #include <stdexcept>
 #include <utility>
 
@@ -13,19 +15,6 @@ namespace {
 torch::Tensor to_tensor(const cv::Mat& m, float scale) {
   CV_Assert(m.type() == CV_8UC1 && m.isContinuous());
   return torch::from_blob(m.data, {1, m.rows, m.cols}, torch::kUInt8).to(torch::kFloat32).mul_(scale);
-}
-
-torch::Tensor boxes_tensor(const std::vector<Box>& boxes) {
-  torch::Tensor t = torch::empty({static_cast<std::int64_t>(boxes.size()), 4}, torch::kFloat32);
-  auto a = t.accessor<float, 2>();
-  for (std::size_t i = 0; i < boxes.size(); ++i) {
-    const auto row = static_cast<std::int64_t>(i);
-    a[row][0] = static_cast<float>(boxes[i].x);
-    a[row][1] = static_cast<float>(boxes[i].y);
-    a[row][2] = static_cast<float>(boxes[i].w);
-    a[row][3] = static_cast<float>(boxes[i].h);
-  }
-  return t;
 }
 
 }  // namespace
@@ -79,7 +68,7 @@ Sample SyntheticCxrDataset::get(std::size_t index) const {
   Sample s;
   s.image = to_tensor(chest.image, 1.0f / 255.0f);
   s.mask = to_tensor(chest.mask, 1.0f);
-  s.boxes = boxes_tensor(chest.boxes);
+  s.boxes = boxes_to_tensor(chest.boxes);
   s.label = chest.label;
   s.id = "synth-" + std::to_string(index);
   s.group = group_of(index);
