@@ -14,7 +14,7 @@ torch::Tensor dice_value(const MaskPair& pair, const DiceOptions& options) {
 }
 
 torch::Tensor DiceLoss::compute(const ModelOutput& output, const Batch& batch) {
-  return dice_value(seg_loss::mask_pair("dice", output, batch), options_);
+  return dice_value(mask_pair("dice", output, batch), options_);
 }
 
 }  // namespace chestlab::overlap_loss

@@ -14,7 +14,7 @@ torch::Tensor focal_value(const MaskPair& pair, const FocalOptions& options) {
 }
 
 torch::Tensor FocalLoss::compute(const ModelOutput& output, const Batch& batch) {
-  return focal_value(seg_loss::mask_pair("focal", output, batch), options_);
+  return focal_value(mask_pair("focal", output, batch), options_);
 }
 
 }  // namespace chestlab::overlap_loss

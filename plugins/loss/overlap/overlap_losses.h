@@ -5,11 +5,9 @@
 #include <torch/torch.h>
 
 #include "chestlab/loss.h"
-#include "segmentation_losses.h"  // seg_loss::MaskPair, seg_loss::mask_pair
+#include "chestlab/mask_pair.h"
 
 namespace chestlab::overlap_loss {
-
-using seg_loss::MaskPair;
 
 struct DiceOptions {
   double smooth = 1.0;     // > 0: an empty prediction on an empty mask costs 0

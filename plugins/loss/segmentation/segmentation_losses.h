@@ -6,19 +6,10 @@
 
 #include "chestlab/dataset.h"
 #include "chestlab/loss.h"
+#include "chestlab/mask_pair.h"
 #include "chestlab/model.h"
 
 namespace chestlab::seg_loss {
-
-struct MaskPair {
-  torch::Tensor logits;   // [B, 1, H, W]
-  torch::Tensor targets;  // same shape and dtype as logits
-};
-
-// Checks that the model produced mask logits and the batch carries masks of the same shape.
-// Throws ConfigError (naming `loss_name`) when either is missing, std::invalid_argument when
-// the shapes differ.
-MaskPair mask_pair(const char* loss_name, const ModelOutput& output, const Batch& batch);
 
 struct JaccardOptions {
   double smooth = 1.0;

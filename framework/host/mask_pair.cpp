@@ -1,10 +1,11 @@
 #include <fmt/format.h>
+#include <torch/torch.h>
 #include <fmt/ranges.h>
 
 #include "chestlab/errors.h"
-#include "segmentation_losses.h"
+#include "chestlab/mask_pair.h"
 
-namespace chestlab::seg_loss {
+namespace chestlab {
 
 MaskPair mask_pair(const char* loss_name, const ModelOutput& output, const Batch& batch) {
   if (!output.mask_logits.defined()) {
@@ -26,4 +27,4 @@ MaskPair mask_pair(const char* loss_name, const ModelOutput& output, const Batch
   return {output.mask_logits, batch.masks.to(output.mask_logits.dtype())};
 }
 
-}  // namespace chestlab::seg_loss
+}  // namespace chestlab
