@@ -248,7 +248,7 @@ Layout compute_layout(cairo_t* cr, const Chart& chart, Size size) {
   } else if (auto* c = std::get_if<BarChart>(&chart)) {
     L.categorical = true;
     ys.add(0);
-    for (double v : c->values) ys.add(v);
+    for (double v : c->values) ys.add(c->value_labels ? v * 1.08 : v);  // room for the labels
   } else if (auto* c = std::get_if<Histogram>(&chart)) {
     L.bins = bin_values(*c);
     xs.add(L.bins.range.min);
