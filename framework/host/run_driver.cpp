@@ -16,6 +16,7 @@
 #include "chestlab/host/registry.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/host/trainer.h"
+#include "chestlab/host/weights.h"
 #include "chestlab/project_info.h"
 
 namespace fs = std::filesystem;
@@ -37,19 +38,6 @@ EpochRecord to_record(const HistoryRow& r) {
   e.seconds = r.seconds;
   e.metrics = r.metrics;
   return e;
-}
-
-std::vector<NamedArray> to_arrays(const torch::nn::Module& model) {
-  std::vector<NamedArray> arrays;
-  for (auto& t : state_tensors(model)) {
-    NamedArray a;
-    a.name = t.name;
-    a.shape.assign(t.value.sizes().begin(), t.value.sizes().end());
-    const float* data = t.value.data_ptr<float>();
-    a.values.assign(data, data + t.value.numel());
-    arrays.push_back(std::move(a));
-  }
-  return arrays;
 }
 
 FoldStatus to_fold_status(FoldOutcome outcome) {
@@ -85,7 +73,7 @@ class RunRecorder : public FoldObserver {
   void on_epoch_end(int fold, const EpochRecord& r, bool improved, const Model& model,
                     const FoldCheckpoint& checkpoint) override {
     std::vector<NamedArray> best;
-    if (improved) best = to_arrays(model);
+    if (improved) best = weight_arrays(model);
     const double monitored = r.metrics.at(exp_.monitor_index());
     file_.transaction([&](RunWriter& w) {
       w.append_epoch(fold, to_row(r));
@@ -142,20 +130,6 @@ Environment describe_environment(const PluginRegistry& registry, const torch::De
 
 std::string run_path_for(const ExperimentConfig& config, const std::string& run_id) {
   return (fs::path(config.output) / config.name / (run_id + ".h5")).string();
-}
-
-// Loads the best weights recorded for a fold back into a model, by state_dict name.
-void load_best_weights(Model& model, const FoldInfo& fold) {
-  torch::NoGradGuard no_grad;
-  auto params = model.named_parameters(true);
-  auto buffers = model.named_buffers(true);
-  for (const auto& a : fold.weights) {
-    torch::Tensor* target = params.find(a.name);
-    if (!target) target = buffers.find(a.name);
-    if (!target) throw std::runtime_error("recorded weight '" + a.name + "' is not a parameter of the model");
-    auto src = torch::from_blob(const_cast<float*>(a.values.data()), a.shape, torch::kFloat32);
-    target->copy_(src.to(target->device(), target->dtype()));
-  }
 }
 
 }  // namespace
