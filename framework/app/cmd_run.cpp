@@ -50,6 +50,7 @@ int run_run(const std::vector<std::string>& args) {
       ("device", po::value<std::string>(), "auto | cpu | cuda | cuda:N (overrides train.device)")
       ("output", po::value<std::string>(), "results folder (overrides experiment.output)")
       ("resume", po::value<std::string>(), "continue an interrupted run file")
+      ("run-id", po::value<std::string>(), "the new run's id (default: UTC time and config hash; `chestlab sweep` sets it)")
       ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
       ("quiet,q", "no progress output");
   po::options_description hidden;
@@ -74,6 +75,13 @@ int run_run(const std::vector<std::string>& args) {
     if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
     if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
     request.verbose = !vm.count("quiet");
+    if (vm.count("run-id")) {
+      request.run_id = vm["run-id"].as<std::string>();
+      if (request.run_id.empty() || request.run_id.find_first_not_of(
+                                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                                        std::string::npos)
+        throw po::error("--run-id takes letters, digits, '_', '.' and '-' (it names the run file)");
+    }
     if (vm.count("resume")) {
       if (vm.count("experiment") || !request.overrides.empty())
         throw po::error("--resume continues the recorded configuration: give no experiment file or overrides");

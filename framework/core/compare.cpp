@@ -86,13 +86,17 @@ using Grid = std::vector<std::vector<std::string>>;
 // Header and one line per run: run, status, fold 0.., mean ± std[, test].
 Grid block_grid(const CompareTable& table, const CompareBlock& block) {
   Grid grid;
-  std::vector<std::string> header{"run", "status"};
+  std::vector<std::string> header{"run"};
+  for (const std::string& p : table.param_columns) header.push_back(p);
+  header.push_back("status");
   for (int k = 0; k < table.fold_columns; ++k) header.push_back(fmt::format("fold {}", k));
   header.push_back("mean ± std");
   if (table.has_test) header.push_back("test");
   grid.push_back(header);
   for (const CompareRow& row : block.rows) {
-    std::vector<std::string> line{row.run, to_string(row.status)};
+    std::vector<std::string> line{row.run};
+    for (const std::string& p : row.params) line.push_back(p);
+    line.push_back(to_string(row.status));
     for (const CompareCell& cell : row.folds) line.push_back(cell_text(cell));
     line.push_back(mean_text(row));
     if (table.has_test) line.push_back(row.test ? number(*row.test) : "-");
@@ -112,8 +116,8 @@ std::string pad(const std::string& text, std::size_t width, bool right) {
   return right ? fill + text : text + fill;
 }
 
-// Run and status left-aligned, numbers right-aligned.
-std::string render_aligned(const Grid& grid) {
+// Run, parameters and status left-aligned, numbers right-aligned.
+std::string render_aligned(const Grid& grid, std::size_t left_columns) {
   std::vector<std::size_t> widths(grid.front().size(), 0);
   for (const auto& line : grid)
     for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], display_width(line[i]));
@@ -122,7 +126,7 @@ std::string render_aligned(const Grid& grid) {
     std::string text;
     for (std::size_t i = 0; i < line.size(); ++i) {
       if (i > 0) text += "  ";
-      text += pad(line[i], widths[i], i >= 2);
+      text += pad(line[i], widths[i], i >= left_columns);
     }
     while (!text.empty() && text.back() == ' ') text.pop_back();
     out += text + "\n";
@@ -135,7 +139,7 @@ std::string render_table(const CompareTable& table) {
   for (std::size_t b = 0; b < table.blocks.size(); ++b) {
     if (b > 0) out += "\n";
     out += "metric: " + table.blocks[b].metric + "\n";
-    out += render_aligned(block_grid(table, table.blocks[b]));
+    out += render_aligned(block_grid(table, table.blocks[b]), 2 + table.param_columns.size());
   }
   if (any_marked(table)) out += std::string("\n") + kLegend + "\n";
   return out;
@@ -162,7 +166,8 @@ std::string render_markdown(const CompareTable& table) {
       out += line + "\n";
       if (r == 0) {
         std::string rule = "|";
-        for (std::size_t i = 0; i < grid[r].size(); ++i) rule += i < 2 ? " :--- |" : " ---: |";
+        for (std::size_t i = 0; i < grid[r].size(); ++i)
+          rule += i < 2 + table.param_columns.size() ? " :--- |" : " ---: |";
         out += rule + "\n";
       }
     }
@@ -185,7 +190,9 @@ std::string join(const std::vector<std::string>& parts, const char* separator) {
 }
 
 std::vector<std::string> csv_line(const CompareTable& table, const CompareBlock& block, const CompareRow& row) {
-  std::vector<std::string> line{csv_field(block.metric), csv_field(row.run), to_string(row.status)};
+  std::vector<std::string> line{csv_field(block.metric), csv_field(row.run)};
+  for (const std::string& p : row.params) line.push_back(csv_field(p));
+  line.push_back(to_string(row.status));
   std::vector<std::string> incomplete;
   for (std::size_t k = 0; k < row.folds.size(); ++k) {
     const CompareCell& cell = row.folds[k];
@@ -201,7 +208,9 @@ std::vector<std::string> csv_line(const CompareTable& table, const CompareBlock&
 }
 
 std::string render_csv(const CompareTable& table) {
-  std::vector<std::string> header{"metric", "run", "status"};
+  std::vector<std::string> header{"metric", "run"};
+  for (const std::string& p : table.param_columns) header.push_back(csv_field(p));
+  header.push_back("status");
   for (int k = 0; k < table.fold_columns; ++k) header.push_back(fmt::format("fold_{}", k));
   for (const char* h : {"mean", "std", "n_folds", "incomplete_folds"}) header.push_back(h);
   if (table.has_test) header.push_back("test");
@@ -214,22 +223,54 @@ std::string render_csv(const CompareTable& table) {
 }  // namespace
 
 CompareTable build_compare_table(const std::vector<RunInfo>& runs, const std::optional<std::string>& metric) {
+  CompareOptions options;
+  if (metric) options.metrics = {*metric};
+  return build_compare_table(runs, options);
+}
+
+CompareTable build_compare_table(const std::vector<RunInfo>& runs, const CompareOptions& options) {
   std::vector<std::string> available = metrics_of(runs);
-  std::vector<std::string> chosen = available;
-  if (metric) {
-    if (std::find(available.begin(), available.end(), *metric) == available.end())
-      throw ConfigError(fmt::format("--metric '{}' is in none of the runs; available: {}", *metric,
+  auto check = [&](const std::string& metric, const char* option) {
+    if (std::find(available.begin(), available.end(), metric) == available.end())
+      throw ConfigError(fmt::format("{} '{}' is in none of the runs; available: {}", option, metric,
                                     available.empty() ? "(none)" : join(available, ", ")));
-    chosen = {*metric};
+  };
+  std::vector<std::string> chosen = available;
+  if (!options.metrics.empty()) {
+    for (const std::string& m : options.metrics) check(m, "--metric");
+    chosen = options.metrics;
   }
+  if (options.sort_by) check(*options.sort_by, "--sort");
   CompareTable table;
+  table.param_columns = options.param_columns;
   for (const RunInfo& run : runs) {
     for (const FoldInfo& fold : run.folds) table.fold_columns = std::max(table.fold_columns, fold.index + 1);
     table.has_test = table.has_test || !run.test.empty();
   }
+  // Row order: as given, or best first by the sort metric's mean (runs without one last).
+  std::vector<std::size_t> order(runs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  if (options.sort_by) {
+    std::vector<CompareRow> key;
+    for (const RunInfo& run : runs) key.push_back(build_row(run, *options.sort_by, table.fold_columns));
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+      const bool hx = key[x].n_folds > 0, hy = key[y].n_folds > 0;
+      if (hx != hy) return hx;
+      if (!hx) return false;
+      const bool maximize = metric_maximized(runs[x], *options.sort_by);
+      return maximize ? key[x].mean > key[y].mean : key[x].mean < key[y].mean;
+    });
+  }
   for (const std::string& m : chosen) {
     CompareBlock block{m, {}};
-    for (const RunInfo& run : runs) block.rows.push_back(build_row(run, m, table.fold_columns));
+    for (std::size_t i : order) {
+      CompareRow row = build_row(runs[i], m, table.fold_columns);
+      if (i < options.params.size()) row.params = options.params[i];
+      row.params.resize(table.param_columns.size());
+      for (std::string& p : row.params)
+        if (p.empty()) p = "-";
+      block.rows.push_back(std::move(row));
+    }
     table.blocks.push_back(std::move(block));
   }
   return table;

@@ -22,8 +22,9 @@ using namespace config_detail;
 
 namespace {
 
+// [sweep] is read by expand_sweep (sweep.cpp); a single run ignores it.
 const std::vector<std::string> kSectionNames = {"experiment", "dataset", "model", "loss", "optimizer",
-                                                "scheduler",  "metrics", "train", "cv"};
+                                                "scheduler",  "metrics", "train", "cv",   "sweep"};
 
 std::string plural(Kind kind) { return kind == Kind::Loss ? "losses" : std::string(to_string(kind)) + "s"; }
 
@@ -414,6 +415,12 @@ std::string read_text_file(const std::string& path) {
 }
 
 }  // namespace
+
+namespace config_detail {
+ExperimentConfig read_experiment_table(const toml::table& root, const SchemaCatalog& catalog, Diagnostics& diag) {
+  return ExperimentReader(root, catalog, diag).read();
+}
+}  // namespace config_detail
 
 ExperimentConfig parse_experiment(const std::string& toml_text, const std::string& source_name,
                                   const std::string& base_dir, const std::vector<std::string>& overrides,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "chestlab/config.h"
 #include "chestlab/params.h"
 
 namespace chestlab::config_detail {
@@ -69,6 +70,19 @@ std::vector<std::string> names_of(const Schema& schema);
 // Applies "a.b.c=value" overrides to the parsed document. Each override's nodes carry the
 // override text as their source path, so later errors about them name the override.
 void apply_overrides(toml::table& root, const std::vector<std::string>& overrides, Diagnostics& diag);
+
+// Overrides whose errors name where they came from (a [sweep] entry) instead of "--set".
+struct LabeledOverride {
+  std::string text;    // "a.b=value"
+  std::string origin;  // reported as the error's position
+};
+void apply_overrides(toml::table& root, const std::vector<LabeledOverride>& overrides, Diagnostics& diag);
+
+// Validates a parsed document (overrides already applied) into a config; errors go to `diag`.
+ExperimentConfig read_experiment_table(const toml::table& root, const SchemaCatalog& catalog, Diagnostics& diag);
+
+// A TOML value written back as TOML text (what a `--set` takes): 0.003, "relu", [1, 2].
+std::string node_to_toml(const toml::node& node);
 
 // The source path override nodes carry for `override_text`.
 inline std::string override_origin(const std::string& override_text) { return "--set " + override_text; }

@@ -107,8 +107,7 @@ class Merger {
   Diagnostics& diag_;
 };
 
-void apply_override(toml::table& root, const std::string& text, Diagnostics& diag) {
-  const std::string origin = override_origin(text);
+void apply_override(toml::table& root, const std::string& text, const std::string& origin, Diagnostics& diag) {
   const auto equals = text.find('=');
   const std::string path = trim(text.substr(0, equals));
   if (equals == std::string::npos || path.empty()) {
@@ -136,7 +135,11 @@ void apply_override(toml::table& root, const std::string& text, Diagnostics& dia
 }  // namespace
 
 void apply_overrides(toml::table& root, const std::vector<std::string>& overrides, Diagnostics& diag) {
-  for (const std::string& text : overrides) apply_override(root, text, diag);
+  for (const std::string& text : overrides) apply_override(root, text, override_origin(text), diag);
+}
+
+void apply_overrides(toml::table& root, const std::vector<LabeledOverride>& overrides, Diagnostics& diag) {
+  for (const LabeledOverride& o : overrides) apply_override(root, o.text, o.origin, diag);
 }
 
 }  // namespace chestlab::config_detail

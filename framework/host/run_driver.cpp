@@ -169,10 +169,11 @@ RunOutcome run_experiment(const RunRequest& request) {
 
   Experiment experiment(config, registry);
   if (!file) {
-    const std::string run_id = make_run_id(config.hash());
+    const std::string run_id = request.run_id.empty() ? make_run_id(config.hash()) : request.run_id;
     RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
                  config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min};
-    file = RunFile::create(run_path_for(config, run_id), meta, config.resolved_toml(),
+    file = RunFile::create(request.run_path.empty() ? run_path_for(config, run_id) : request.run_path, meta,
+                           config.resolved_toml(),
                            describe_environment(*registry, device, threads, config));
   } else {
     file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });

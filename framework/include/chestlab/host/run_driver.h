@@ -13,6 +13,8 @@ struct RunRequest {
   std::string experiment_file;          // a new run (empty when resuming)
   std::vector<std::string> overrides;   // --set, plus --folds/--device/--output turned into overrides
   std::string resume;                   // --resume RUN.h5
+  std::string run_id;                   // a new run's id; empty: make_run_id(config hash) (sweeps fix it)
+  std::string run_path;                 // a new run's file; empty: <output>/<name>/<run id>.h5
   std::vector<std::string> plugin_dirs; // --plugin-path
   bool verbose = true;                  // progress and tables on stdout
 };
