@@ -63,7 +63,7 @@ torch::Tensor make_anchors(const std::vector<AnchorLevel>& levels, const std::ve
     const auto half = torch::cat({-0.5 * wh, 0.5 * wh}, 1);                      // [S, 4]
     const auto xs = (torch::arange(level.width, torch::kFloat32) + 0.5) * level.stride;
     const auto ys = (torch::arange(level.height, torch::kFloat32) + 0.5) * level.stride;
-    const auto grid = torch::meshgrid({ys, xs});  // "ij" indexing: [H, W] each
+    const auto grid = torch::meshgrid({ys, xs}, "ij");  // [H, W] each
     const auto cy = grid[0].reshape({-1}), cx = grid[1].reshape({-1});
     const auto centres = torch::stack({cx, cy, cx, cy}, 1);                      // [H*W, 4]
     out.push_back((centres.unsqueeze(1) + half.unsqueeze(0)).reshape({-1, 4}));  // cell-major, shape-minor
