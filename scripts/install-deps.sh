@@ -10,7 +10,8 @@ packages=(
   libhdf5-dev libfmt-dev libtomlplusplus-dev catch2
   libdcmtk-dev libtiff-dev zlib1g-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-  libcairo2-dev
+  libcairo2-dev fonts-dejavu-core            # charts (chestlab explore, curves, report)
+  chromium-headless-shell                   # the report test renders the HTML page (skipped without)
   python3 python3-h5py python3-numpy        # the tests read run files the way users do
 )
 

@@ -201,16 +201,28 @@ struct Layout {
 };
 
 // Ticks for one axis: widened to the enclosing ticks unless the range is fixed.
+// `pad`: a line or point at the data's edge stays off the frame (before widening to ticks).
 void axis_ticks(Extent data, const std::optional<Range>& fixed, bool widen, Range& range,
-                std::vector<double>& ticks, double& step) {
+                std::vector<double>& ticks, double& step, bool integer = false, bool pad = false) {
   if (fixed) {
     data.lo = fixed->min;
     data.hi = fixed->max;
     widen = false;
   }
   if (data.empty()) data.lo = 0, data.hi = 1;
+  if (pad && widen && data.hi > data.lo) {
+    const double margin = (data.hi - data.lo) * 0.03;
+    data.lo -= margin;
+    data.hi += margin;
+  }
   ticks = nice_ticks(data.lo, data.hi);
   step = ticks.size() > 1 ? ticks[1] - ticks[0] : 1;
+  if (integer && step < 1) {
+    step = 1;
+    ticks.clear();
+    for (double t = std::floor(data.lo); t <= std::ceil(data.hi) + 0.5; t += 1) ticks.push_back(t);
+    if (ticks.size() < 2) ticks.push_back(ticks.back() + 1);
+  }
   if (widen) {
     range = {ticks.front(), ticks.back()};
   } else {
@@ -232,6 +244,7 @@ Layout compute_layout(cairo_t* cr, const Chart& chart, Size size) {
   const Axes& axes = axes_of(chart);
   Extent xs, ys;
   bool widen_x = true, widen_y = true;
+  const bool pad = std::holds_alternative<LineChart>(chart) || std::holds_alternative<ScatterPlot>(chart);
   if (auto* c = std::get_if<LineChart>(&chart)) {
     for (const auto& s : c->series) {
       const std::size_t n = std::min(s.x.size(), s.y.size());
@@ -272,9 +285,9 @@ Layout compute_layout(cairo_t* cr, const Chart& chart, Size size) {
     const double n = static_cast<double>(std::max<std::size_t>(1, bar.categories.size()));
     L.frame.x = {-0.5, n - 0.5};
   } else {
-    axis_ticks(xs, axes.x_range, widen_x, L.frame.x, L.x_ticks, L.x_step);
+    axis_ticks(xs, axes.x_range, widen_x, L.frame.x, L.x_ticks, L.x_step, axes.x_integer);
   }
-  axis_ticks(ys, axes.y_range, widen_y, L.frame.y, L.y_ticks, L.y_step);
+  axis_ticks(ys, axes.y_range, widen_y, L.frame.y, L.y_ticks, L.y_step, false, pad);
   // A histogram's count axis starts at 0 and its top tick clears the highest bar.
   if (L.y_ticks.empty()) L.y_ticks = {L.frame.y.min};
 

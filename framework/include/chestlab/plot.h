@@ -46,6 +46,7 @@ struct Axes {
   std::string y_label;
   std::optional<Range> x_range;  // nullopt: from the data
   std::optional<Range> y_range;
+  bool x_integer = false;  // x ticks on whole numbers only (epochs, counts)
 };
 
 struct LineSeries {
