@@ -8,6 +8,7 @@
 #include "chestlab/curves.h"
 #include "chestlab/errors.h"
 #include "chestlab/runfile.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -27,22 +28,12 @@ int run_curves(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")("out", po::value<std::string>(), "output folder")(
       "format", po::value<std::string>()->default_value("svg"), "svg | png")(
       "all-metrics", "a chart for every metric, not only the monitor");
-  po::options_description all;
-  all.add(options).add_options()("runs", po::value<std::vector<std::string>>());
+  po::options_description hidden;
+  hidden.add_options()("runs", po::value<std::vector<std::string>>());
   po::positional_options_description positional;
   positional.add("runs", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("runs") || !vm.count("out")) {
     std::cerr << "error: give run files and --out DIR\n\n" << kUsage << options;
     return kExitUsage;

@@ -8,6 +8,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
 #include "chestlab/rsna/explore.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -40,22 +41,12 @@ int run_explore(const std::vector<std::string>& args) {
       "format", po::value<std::string>()->default_value("png"), "figure format: png | svg")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a value: section.key=value")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins");
-  po::options_description all;
-  all.add(options).add_options()("experiment", po::value<std::string>());
+  po::options_description hidden;
+  hidden.add_options()("experiment", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("experiment", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("experiment") || !vm.count("out")) {
     std::cerr << "error: give an experiment file and --out DIR\n\n" << kUsage << options;
     return kExitUsage;

@@ -8,6 +8,7 @@
 
 #include "chestlab/errors.h"
 #include "chestlab/report.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -30,22 +31,12 @@ int run_report(const std::vector<std::string>& args) {
       "out", po::value<std::string>()->default_value("report.html"), "the HTML file to write")(
       "title", po::value<std::string>()->default_value("chestlab report"), "page title")(
       "all-metrics", "a learning-curve chart for every metric, not only the monitor");
-  po::options_description all;
-  all.add(options).add_options()("dir", po::value<std::string>());
+  po::options_description hidden;
+  hidden.add_options()("dir", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("dir", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("dir")) {
     std::cerr << "error: give a results folder\n\n" << kUsage << options;
     return kExitUsage;
