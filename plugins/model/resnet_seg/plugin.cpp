@@ -25,6 +25,11 @@ ComponentInfo resnet_seg_info() {
                   "(running = (1 - m) * running + m * batch). Keras' momentum k corresponds to "
                   "1 - k: the kernel's Keras 0.9 is 0.1 here, Keras 0.99 would be 0.01")
           .range(0.0, 1.0),
+      param_string("head", "kernel",
+                   "`kernel`: BN-ReLU-1x1 conv to 1 channel, upsampled by 2^depth (the Kaggle kernel); "
+                   "`transposed`: BN-ReLU-1x1 conv to 256, BN-ReLU-8x8 transposed conv (stride 4) to 128, "
+                   "BN-ReLU-1x1 conv to 1, upsampled by 2^(depth-2) (a capstone report's head; depth >= 2)")
+          .one_of({"kernel", "transposed"}),
   };
   info.tags["output"] = "mask";
   info.tags["source"] = "Kaggle RSNA kernel (resnet-style segmentation)";
@@ -41,6 +46,7 @@ CHESTLAB_PLUGIN(registrar) {
     options.depth = p.integer("depth");
     options.blocks = p.integer("blocks");
     options.bn_momentum = p.real("bn_momentum");
+    options.head = p.str("head");
     return std::make_shared<resnet_seg::ResnetSeg>(options);
   });
 }

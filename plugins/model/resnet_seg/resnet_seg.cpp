@@ -18,7 +18,17 @@ ResnetSeg::ResnetSeg(const ResnetSegOptions& options) : options_(options) {
     stages_->push_back(DownsampleStage(width, 2 * width, options.blocks, options.bn_momentum));
     width *= 2;
   }
-  head_ = register_module("head", SegmentationHead(width, options.bn_momentum));
+  if (options.head == "transposed") {
+    if (options.depth < 2)
+      throw ConfigError(fmt::format("resnet_seg: head = \"transposed\" upsamples 4x inside the head and needs "
+                                    "depth >= 2 (depth = {})",
+                                    options.depth));
+    transposed_head_ = register_module("head", TransposedHead(width, options.bn_momentum));
+  } else if (options.head == "kernel") {
+    head_ = register_module("head", SegmentationHead(width, options.bn_momentum));
+  } else {
+    throw ConfigError("resnet_seg: head \"" + options.head + "\" is not one of: kernel, transposed");
+  }
 }
 
 void ResnetSeg::check_input(const torch::Tensor& images) const {
@@ -42,9 +52,9 @@ ModelOutput ResnetSeg::forward(const torch::Tensor& images) {
   check_input(images);
   auto x = stem_->forward(images);
   for (const auto& stage : *stages_) x = stage->as<DownsampleStageImpl>()->forward(x);
-  x = head_->forward(x);
-  // Resizing to the exact input size equals the kernel's 2^depth upsampling, because the
-  // input is a multiple of 2^depth (checked above).
+  x = head_ ? head_->forward(x) : transposed_head_->forward(x);
+  // Resizing to the exact input size equals the 2^depth (kernel head) or 2^(depth-2)
+  // (transposed head) upsampling, because the input is a multiple of 2^depth (checked above).
   namespace F = torch::nn::functional;
   ModelOutput out;
   out.mask_logits = F::interpolate(

@@ -54,4 +54,20 @@ torch::Tensor SegmentationHeadImpl::forward(const torch::Tensor& x) {
   return conv_->forward(torch::relu(bn_->forward(x)));
 }
 
+TransposedHeadImpl::TransposedHeadImpl(std::int64_t in_channels, double bn_momentum)
+    : bn1_(register_module("bn1", batch_norm(in_channels, bn_momentum))),
+      conv1_(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, 256, 1)))),
+      bn2_(register_module("bn2", batch_norm(256, bn_momentum))),
+      // (in - 1) * 4 - 2 * 2 + 8 = 4 * in: exactly four times larger.
+      up_(register_module("up", torch::nn::ConvTranspose2d(
+                                    torch::nn::ConvTranspose2dOptions(256, 128, 8).stride(4).padding(2)))),
+      bn3_(register_module("bn3", batch_norm(128, bn_momentum))),
+      conv2_(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(128, 1, 1)))) {}
+
+torch::Tensor TransposedHeadImpl::forward(const torch::Tensor& x) {
+  auto y = conv1_->forward(torch::relu(bn1_->forward(x)));
+  y = up_->forward(torch::relu(bn2_->forward(y)));
+  return conv2_->forward(torch::relu(bn3_->forward(y)));
+}
+
 }  // namespace chestlab::resnet_seg
