@@ -280,6 +280,7 @@ MergeResult merge_units(const std::string& dir, const SweepPoint& point) {
   // The run file now holds these folds durably; the unit files are redundant.
   for (const std::string& p : merged) fs::remove(p, ec);
   fs::remove(fs::path(dir) / "units" / point.run_id, ec);  // only when empty
+  fs::remove(fs::path(dir) / "units", ec);
   return result;
 }
 
