@@ -27,4 +27,18 @@ std::optional<int> parse_command_line(const std::vector<std::string>& args, cons
   return std::nullopt;
 }
 
+std::shared_ptr<PluginRegistry> discover_plugins(const po::variables_map& vm) {
+  auto registry = std::make_shared<PluginRegistry>();
+  registry->discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
+                                              : std::vector<std::string>{});
+  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
+  return registry;
+}
+
+ExperimentConfig load_experiment_arg(const po::variables_map& vm, const PluginRegistry& registry) {
+  const std::vector<std::string> overrides =
+      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  return load_experiment(vm["experiment"].as<std::string>(), overrides, registry);
+}
+
 }  // namespace chestlab::app

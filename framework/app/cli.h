@@ -3,9 +3,13 @@
 
 #include <boost/program_options.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "chestlab/config.h"
+#include "chestlab/host/registry.h"
 
 namespace chestlab::app {
 
@@ -18,5 +22,12 @@ std::optional<int> parse_command_line(const std::vector<std::string>& args, cons
                                       const boost::program_options::options_description& hidden,
                                       const boost::program_options::positional_options_description& positional,
                                       boost::program_options::variables_map& vm);
+
+// The plugins of the build and the install plus the folders of --plugin-path (if the command
+// has that option); the libraries skipped are printed as warnings.
+std::shared_ptr<PluginRegistry> discover_plugins(const boost::program_options::variables_map& vm);
+
+// The experiment file of the positional "experiment" argument with the --set overrides.
+ExperimentConfig load_experiment_arg(const boost::program_options::variables_map& vm, const PluginRegistry& registry);
 
 }  // namespace chestlab::app

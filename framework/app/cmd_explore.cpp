@@ -6,7 +6,6 @@
 #include <iostream>
 
 #include "chestlab/errors.h"
-#include "chestlab/host/registry.h"
 #include "chestlab/rsna/explore.h"
 #include "cli.h"
 #include "command.h"
@@ -62,13 +61,8 @@ int run_explore(const std::vector<std::string>& args) {
     return kExitUsage;
   }
 
-  auto registry = std::make_shared<PluginRegistry>();
-  registry->discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
-                                              : std::vector<std::string>{});
-  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
-  const std::vector<std::string> overrides =
-      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides, *registry);
+  const auto registry = discover_plugins(vm);
+  const ExperimentConfig config = load_experiment_arg(vm, *registry);
   if (config.dataset.plugin != "rsna_pneumonia")
     throw ConfigError(fmt::format("{}: explore reads RSNA label tables; dataset.plugin is \"{}\", "
                                   "not \"rsna_pneumonia\"",
