@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 
 #include "chestlab/errors.h"
 
@@ -245,18 +246,17 @@ Layout compute_layout(cairo_t* cr, const Chart& chart, Size size) {
   Extent xs, ys;
   bool widen_x = true, widen_y = true;
   const bool pad = std::holds_alternative<LineChart>(chart) || std::holds_alternative<ScatterPlot>(chart);
+  auto add_points = [&](const auto& series) {  // points with both coordinates finite
+    for (const auto& s : series) {
+      const std::size_t n = std::min(s.x.size(), s.y.size());
+      for (std::size_t i = 0; i < n; ++i)
+        if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) xs.add(s.x[i]), ys.add(s.y[i]);
+    }
+  };
   if (auto* c = std::get_if<LineChart>(&chart)) {
-    for (const auto& s : c->series) {
-      const std::size_t n = std::min(s.x.size(), s.y.size());
-      for (std::size_t i = 0; i < n; ++i)
-        if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) xs.add(s.x[i]), ys.add(s.y[i]);
-    }
+    add_points(c->series);
   } else if (auto* c = std::get_if<ScatterPlot>(&chart)) {
-    for (const auto& s : c->series) {
-      const std::size_t n = std::min(s.x.size(), s.y.size());
-      for (std::size_t i = 0; i < n; ++i)
-        if (std::isfinite(s.x[i]) && std::isfinite(s.y[i])) xs.add(s.x[i]), ys.add(s.y[i]);
-    }
+    add_points(c->series);
     L.frame.y_down = c->y_down;
   } else if (auto* c = std::get_if<BarChart>(&chart)) {
     L.categorical = true;
@@ -428,15 +428,31 @@ void draw_legend(cairo_t* cr, const std::vector<LegendEntry>& entries, const Fra
   }
 }
 
-void draw_line_chart(cairo_t* cr, const LineChart& c, const Layout& L) {
-  const Frame& f = L.frame;
+// Each series clipped to the data area in its colour (palette by index unless set), then the
+// legend of the labelled ones. `draw_one(series, colour, n)` draws n = min(x, y) points.
+template <class Series, class DrawOne>
+void draw_series(cairo_t* cr, const std::vector<Series>& series, const Frame& f, Legend where, bool dots,
+                 DrawOne draw_one) {
   std::vector<LegendEntry> legend;
   cairo_save(cr);
   clip_to_frame(cr, f);
-  for (std::size_t si = 0; si < c.series.size(); ++si) {
-    const auto& s = c.series[si];
+  for (std::size_t si = 0; si < series.size(); ++si) {
+    const Series& s = series[si];
     const Color color = s.color.value_or(palette(si));
-    const std::size_t n = std::min(s.x.size(), s.y.size());
+    draw_one(s, color, std::min(s.x.size(), s.y.size()));
+    if constexpr (std::is_same_v<Series, LineSeries>) {
+      if (!s.label.empty()) legend.push_back({s.label, color, s.dashed, dots});
+    } else {
+      if (!s.label.empty()) legend.push_back({s.label, color, false, dots});
+    }
+  }
+  cairo_restore(cr);
+  draw_legend(cr, legend, f, where);
+}
+
+void draw_line_chart(cairo_t* cr, const LineChart& c, const Layout& L) {
+  const Frame& f = L.frame;
+  draw_series(cr, c.series, f, c.legend, false, [&](const LineSeries& s, const Color& color, std::size_t n) {
     bool pen_down = false;
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) {
@@ -449,8 +465,6 @@ void draw_line_chart(cairo_t* cr, const LineChart& c, const Layout& L) {
         cairo_move_to(cr, f.px(s.x[i]), f.py(s.y[i]));
       pen_down = true;
     }
-    // A lone point (one epoch) is invisible as a line: give it a marker.
-    const bool markers = s.markers || n == 1;
     const double dash[] = {7, 4};
     cairo_set_dash(cr, dash, s.dashed ? 2 : 0, 0);
     cairo_set_line_width(cr, s.line_width);
@@ -458,38 +472,27 @@ void draw_line_chart(cairo_t* cr, const LineChart& c, const Layout& L) {
     set_color(cr, color);
     cairo_stroke(cr);
     cairo_set_dash(cr, nullptr, 0, 0);
-    if (markers)
+    // A lone point (one epoch) is invisible as a line: give it a marker.
+    if (s.markers || n == 1)
       for (std::size_t i = 0; i < n; ++i) {
         if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
         cairo_arc(cr, f.px(s.x[i]), f.py(s.y[i]), s.line_width + 1.5, 0, 2 * M_PI);
         cairo_fill(cr);
       }
-    if (!s.label.empty()) legend.push_back({s.label, color, s.dashed, false});
-  }
-  cairo_restore(cr);
-  draw_legend(cr, legend, f, c.legend);
+  });
 }
 
 void draw_scatter(cairo_t* cr, const ScatterPlot& c, const Layout& L) {
   const Frame& f = L.frame;
-  std::vector<LegendEntry> legend;
-  cairo_save(cr);
-  clip_to_frame(cr, f);
-  for (std::size_t si = 0; si < c.series.size(); ++si) {
-    const auto& s = c.series[si];
-    const Color color = s.color.value_or(palette(si));
+  draw_series(cr, c.series, f, c.legend, true, [&](const ScatterSeries& s, const Color& color, std::size_t n) {
     set_color(cr, color);
-    const std::size_t n = std::min(s.x.size(), s.y.size());
     for (std::size_t i = 0; i < n; ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
       cairo_new_sub_path(cr);
       cairo_arc(cr, f.px(s.x[i]), f.py(s.y[i]), s.radius, 0, 2 * M_PI);
     }
     cairo_fill(cr);
-    if (!s.label.empty()) legend.push_back({s.label, color, false, true});
-  }
-  cairo_restore(cr);
-  draw_legend(cr, legend, f, c.legend);
+  });
 }
 
 void draw_bars(cairo_t* cr, const std::vector<double>& lefts, const std::vector<double>& rights,
