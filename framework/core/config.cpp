@@ -403,7 +403,9 @@ class ExperimentReader {
   std::vector<PluginSection> metrics_;  // as read, for the checks across sections
 };
 
-std::string read_text_file(const std::string& path) {
+}  // namespace
+
+std::string config_detail::read_text_file(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw ConfigError(fmt::format("{}: experiment file not found (or not a regular file)", path));
@@ -414,9 +416,17 @@ std::string read_text_file(const std::string& path) {
   return text.str();
 }
 
-}  // namespace
-
 namespace config_detail {
+toml::table parse_document(const std::string& text, const std::string& source_name) {
+  try {
+    return toml::parse(std::string_view(text), std::string_view(source_name));
+  } catch (const toml::parse_error& e) {
+    // Nothing can be validated in a document that does not parse.
+    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", source_name, e.source().begin.line,
+                                  e.source().begin.column, e.description()));
+  }
+}
+
 ExperimentConfig read_experiment_table(const toml::table& root, const SchemaCatalog& catalog, Diagnostics& diag) {
   return ExperimentReader(root, catalog, diag).read();
 }
@@ -425,14 +435,7 @@ ExperimentConfig read_experiment_table(const toml::table& root, const SchemaCata
 ExperimentConfig parse_experiment(const std::string& toml_text, const std::string& source_name,
                                   const std::string& base_dir, const std::vector<std::string>& overrides,
                                   const SchemaCatalog& catalog) {
-  toml::table root;
-  try {
-    root = toml::parse(std::string_view(toml_text), std::string_view(source_name));
-  } catch (const toml::parse_error& e) {
-    // Nothing can be validated in a document that does not parse.
-    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", source_name, e.source().begin.line,
-                                  e.source().begin.column, e.description()));
-  }
+  toml::table root = parse_document(toml_text, source_name);
   Diagnostics diag(source_name);
   apply_overrides(root, overrides, diag);
   ExperimentConfig cfg = ExperimentReader(root, catalog, diag).read();

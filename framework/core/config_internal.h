@@ -81,6 +81,12 @@ void apply_overrides(toml::table& root, const std::vector<LabeledOverride>& over
 // Validates a parsed document (overrides already applied) into a config; errors go to `diag`.
 ExperimentConfig read_experiment_table(const toml::table& root, const SchemaCatalog& catalog, Diagnostics& diag);
 
+// Parses TOML text; throws ConfigError "file:line:column: TOML syntax error: ..." when it does not parse.
+toml::table parse_document(const std::string& text, const std::string& source_name);
+
+// An experiment file's text; throws ConfigError when it is missing or unreadable.
+std::string read_text_file(const std::string& path);
+
 // A TOML value written back as TOML text (what a `--set` takes): 0.003, "relu", [1, 2].
 std::string node_to_toml(const toml::node& node);
 

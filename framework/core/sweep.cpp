@@ -376,26 +376,6 @@ std::vector<std::vector<SweepSetting>> grid_product(const std::vector<SweepReade
   }
   return out;
 }
-
-toml::table parse_document(const std::string& text, const std::string& source_name) {
-  try {
-    return toml::parse(std::string_view(text), std::string_view(source_name));
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: TOML syntax error: {}", source_name, e.source().begin.line,
-                                  e.source().begin.column, e.description()));
-  }
-}
-
-std::string read_text(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw ConfigError(fmt::format("{}: experiment file not found (or not a regular file)", path));
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 }  // namespace
 
 std::vector<std::string> SweepPoint::overrides() const {
@@ -526,7 +506,7 @@ SweepPlan expand_sweep_text(const std::string& toml_text, const std::string& sou
 SweepPlan expand_sweep(const std::string& path, const std::vector<std::string>& overrides,
                        const SchemaCatalog& catalog) {
   const std::string base_dir = std::filesystem::absolute(path).parent_path().lexically_normal().string();
-  return expand_sweep_text(read_text(path), path, base_dir, overrides, catalog);
+  return expand_sweep_text(read_text_file(path), path, base_dir, overrides, catalog);
 }
 
 }  // namespace chestlab
