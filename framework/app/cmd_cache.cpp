@@ -12,6 +12,7 @@
 
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -78,33 +79,18 @@ int run_cache(const std::vector<std::string>& args) {
       "set", po::value<std::vector<std::string>>()->composing(), "override a value: section.key=value")(
       "threads", po::value<int>()->default_value(2), "samples read in parallel")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins");
-  po::options_description all;
-  all.add(options).add_options()("experiment", po::value<std::string>());
+  po::options_description hidden;
+  hidden.add_options()("experiment", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("experiment", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("experiment") || vm["threads"].as<int>() < 1) {
     std::cerr << "error: give an experiment file (and --threads >= 1)\n\n" << kUsage << options;
     return kExitUsage;
   }
-  auto registry = std::make_shared<PluginRegistry>();
-  registry->discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
-                                              : std::vector<std::string>{});
-  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
-  const std::vector<std::string> overrides =
-      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  const ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides, *registry);
+  auto registry = discover_plugins(vm);
+  const ExperimentConfig config = load_experiment_arg(vm, *registry);
   const std::string cache_path = cache_path_of(config);
 
   const auto start = std::chrono::steady_clock::now();

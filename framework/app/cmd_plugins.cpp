@@ -7,6 +7,7 @@
 #include "chestlab/config.h"
 #include "chestlab/host/augment.h"
 #include "chestlab/host/registry.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -111,27 +112,15 @@ int run_plugins(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()("help,h", "show this help")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)");
-  po::options_description all;
-  all.add(options).add_options()("words", po::value<std::vector<std::string>>());
+  po::options_description hidden;
+  hidden.add_options()("words", po::value<std::vector<std::string>>());
   po::positional_options_description positional;
   positional.add("words", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   const auto words = vm.count("words") ? vm["words"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  PluginRegistry registry;
-  registry.discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
-                                             : std::vector<std::string>{});
-  for (const auto& problem : registry.problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
+  const auto registry_ptr = discover_plugins(vm);
+  const PluginRegistry& registry = *registry_ptr;
   if (words.empty()) return list(registry);
   if (words[0] == "describe" && words.size() == 2) return describe(registry, words[1]);
   if (words[0] == "docs" && words.size() == 1) return docs(registry);

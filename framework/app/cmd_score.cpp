@@ -9,6 +9,7 @@
 #include "chestlab/rsna/labels.h"
 #include "chestlab/rsna/metric.h"
 #include "chestlab/rsna/submission.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -81,22 +82,10 @@ int run_score(const std::vector<std::string>& args) {
       "verbose,v", "also print the score at each IoU threshold");
   po::options_description hidden;
   hidden.add_options()("submission", po::value<std::vector<std::string>>(), "submission file");
-  po::options_description all;
-  all.add(options).add(hidden);
   po::positional_options_description positional;
   positional.add("submission", -1);
-
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return usage_error(e.what(), options);
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("submission")) return usage_error("no submission file given", options);
   const auto submissions = vm["submission"].as<std::vector<std::string>>();
   if (submissions.size() != 1)

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "chestlab/rsna/synth_corpus.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -35,17 +36,7 @@ int run_synth_rsna(const std::vector<std::string>& args) {
       "threads", po::value<int>()->default_value(2), "images drawn in parallel")(
       "quality", po::value<int>()->default_value(95), "JPEG quality factor, 1..100");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, {}, {}, vm)) return *done;
   if (!vm.count("labels") || !vm.count("out")) {
     std::cerr << "error: --labels and --out are required\n\n" << kUsage << options;
     return kExitUsage;

@@ -8,6 +8,7 @@
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/loader.h"
 #include "chestlab/host/registry.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -26,33 +27,18 @@ int run_validate(const std::vector<std::string>& args) {
   options.add_options()("help,h", "show this help")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a value: section.key=value")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins");
-  po::options_description all;
-  all.add(options).add_options()("experiment", po::value<std::string>());
+  po::options_description hidden;
+  hidden.add_options()("experiment", po::value<std::string>());
   po::positional_options_description positional;
   positional.add("experiment", 1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
-    return kExitUsage;
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("experiment")) {
     std::cerr << "error: give an experiment file\n\n" << kUsage << options;
     return kExitUsage;
   }
-  auto registry = std::make_shared<PluginRegistry>();
-  registry->discover(vm.count("plugin-path") ? vm["plugin-path"].as<std::vector<std::string>>()
-                                              : std::vector<std::string>{});
-  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
-  const std::vector<std::string> overrides =
-      vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  ExperimentConfig config = load_experiment(vm["experiment"].as<std::string>(), overrides, *registry);
+  auto registry = discover_plugins(vm);
+  ExperimentConfig config = load_experiment_arg(vm, *registry);
   std::cout << fmt::format("configuration: ok (hash {})\n", config.hash());
 
   Experiment experiment(config, registry);
