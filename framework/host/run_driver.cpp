@@ -158,6 +158,9 @@ RunOutcome run_experiment(const RunRequest& request) {
     previous = file->read(LoadWeights::No);
     config = parse_experiment(previous.config_toml, request.resume + ":/config", previous.environment.base_dir, {},
                               *registry);
+  } else if (!request.config_toml.empty()) {
+    config = parse_experiment(request.config_toml, request.config_source, request.base_dir, request.overrides,
+                              *registry);
   } else {
     config = load_experiment(request.experiment_file, request.overrides, *registry);
   }

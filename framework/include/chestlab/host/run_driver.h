@@ -13,6 +13,11 @@ struct RunRequest {
   std::string experiment_file;          // a new run (empty when resuming)
   std::vector<std::string> overrides;   // --set, plus --folds/--device/--output turned into overrides
   std::string resume;                   // --resume RUN.h5
+  // A new run from configuration text instead of a file (`chestlab rerun`: a run file's
+  // recorded /config); relative paths resolve against `base_dir`, as recorded.
+  std::string config_toml;
+  std::string config_source;            // names the text in messages, e.g. "RUN.h5:/config"
+  std::string base_dir;
   std::string run_id;                   // a new run's id; empty: make_run_id(config hash) (sweeps fix it)
   std::string run_path;                 // a new run's file; empty: <output>/<name>/<run id>.h5
   std::vector<std::string> plugin_dirs; // --plugin-path
