@@ -29,7 +29,7 @@ RunInfo two_epoch_run() {
 
 }  // namespace
 
-TEST_CASE("first_difference: identical runs match, wall-clock time and NaN aside", "[run_diff]") {
+TEST_CASE("first_difference: identical runs match with wall-clock time and NaN aside", "[run_diff]") {
   const RunInfo a = two_epoch_run();
   RunInfo b = two_epoch_run();
   b.folds[0].history[0].seconds = 99;  // not compared
