@@ -80,7 +80,7 @@ TEST_CASE("synth chest: a patient's images share their anatomy", "[synth]") {
   CHECK_FALSE(same_bytes(a.image, b.image));
 }
 
-TEST_CASE("synth chest: label frequencies follow the options; chest_label predicts them", "[synth]") {
+TEST_CASE("synth chest: label frequencies follow the options and chest_label predicts them", "[synth]") {
   ChestOptions o = options_of(48, 0.6);
   o.abnormal_fraction = 0.57;
   int counts[3] = {0, 0, 0};
