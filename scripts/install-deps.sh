@@ -13,6 +13,7 @@ packages=(
   libcairo2-dev fonts-dejavu-core            # charts (chestlab explore, curves, report)
   chromium-headless-shell                   # the report test renders the HTML page (skipped without)
   python3 python3-h5py python3-numpy        # the tests read run files the way users do
+  python3-torch                             # tests of [model] init and `chestlab export` (torch.save / torch.load)
   slurm-wlm munge                           # the sweep test's one-node Slurm (tests/slurm/local_slurm.sh)
 )
 

@@ -70,7 +70,7 @@ class ExperimentReader {
     check_unknown_sections();
     read_experiment(cfg);
     read_dataset(cfg);
-    PluginSection model = read_model_or_loss("model", Kind::Model, cfg.model);
+    PluginSection model = read_model(cfg);
     PluginSection loss = read_model_or_loss("loss", Kind::Loss, cfg.loss);
     read_optimizer(cfg.optimizer);
     read_scheduler(cfg);
@@ -245,6 +245,23 @@ class ExperimentReader {
   PluginSection read_model_or_loss(const std::string& name, Kind kind, ComponentConfig& out) {
     PluginSection ps = read_plugin_section(section(name, true), kind, component_host_schema());
     out = {ps.plugin, ps.params};
+    return ps;
+  }
+
+  PluginSection read_model(ExperimentConfig& cfg) {
+    PluginSection ps = read_plugin_section(section("model", true), Kind::Model, model_host_schema());
+    cfg.model = {ps.plugin, ps.params};
+    if (ps.host.has("init")) {  // absent when the section itself failed to read
+      cfg.model_init = ps.host.str("init");
+      cfg.model_init_rename = ps.host.strings("init_rename");
+      cfg.model_init_partial = ps.host.boolean("init_partial");
+    }
+    for (const std::string& r : cfg.model_init_rename)
+      if (r.find('=') == std::string::npos || r.front() == '=')
+        diag_.error(ps.section.where_of("init_rename"), "model.init_rename",
+                    fmt::format("\"{}\" is not \"from=to\" (a non-empty file-name prefix, '=', the model's prefix, "
+                                "which may be empty)",
+                                r));
     return ps;
   }
 

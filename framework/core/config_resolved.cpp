@@ -65,6 +65,16 @@ void write_component(TomlWriter& w, const std::string& section, const ComponentC
   w.params(component.params);
 }
 
+// Host keys (plugin, init...) first, then the plugin's parameters.
+void write_model(TomlWriter& w, const ExperimentConfig& c) {
+  w.header("[model]");
+  w.key("plugin", c.model.plugin);
+  w.key("init", c.model_init);
+  w.key("init_rename", c.model_init_rename);
+  w.key("init_partial", c.model_init_partial);
+  w.params(c.model.params);
+}
+
 void write_optimizer(TomlWriter& w, const OptimizerConfig& o) {
   w.header("[optimizer]");
   w.key("name", o.name);
@@ -130,7 +140,7 @@ std::string ExperimentConfig::resolved_toml() const {
   TomlWriter w;
   write_experiment(w, *this);
   write_dataset(w, *this);
-  write_component(w, "model", model);
+  write_model(w, *this);
   write_component(w, "loss", loss);
   write_optimizer(w, optimizer);
   write_scheduler(w, *this);

@@ -32,6 +32,23 @@ const Schema& component_host_schema() {
   return schema;
 }
 
+const Schema& model_host_schema() {
+  static const Schema schema = {
+      param_required("plugin", ParamType::String, "plugin name (`chestlab plugins list`)"),
+      param_string("init", "",
+                   "initial weights from a PyTorch state_dict file written by Python's torch.save (a checkpoint "
+                   "dict holding one is read too, names joined with '.'); relative to the experiment file; "
+                   "\"\" = the plugin's own initialisation"),
+      param_strings("init_rename", {},
+                    "\"from=to\" prefix rewrites of the file's tensor names before matching, first match wins "
+                    "(\"module.=\" drops DataParallel's prefix, \"backbone.=encoder.\" renames)"),
+      param_bool("init_partial", false,
+                 "accept model tensors missing from the file (they keep their initialisation) and file tensors "
+                 "the model lacks; shapes must match either way"),
+  };
+  return schema;
+}
+
 const Schema& scheduler_host_schema() {
   static const Schema schema = {
       param_string("plugin", "constant", "learning-rate scheduler plugin"),
@@ -110,7 +127,7 @@ const std::vector<HostSection>& host_sections() {
       {"dataset", "[dataset]", "where the images and labels come from", &dataset_host_schema(), true, true},
       {"dataset.augment", "[[dataset.augment]]", "training-time augmentations, applied in order",
        &augment_host_schema(), true, false},
-      {"model", "[model]", "the network", &component_host_schema(), true, true},
+      {"model", "[model]", "the network", &model_host_schema(), true, true},
       {"loss", "[loss]", "the training objective", &component_host_schema(), true, true},
       {"optimizer", "[optimizer]", "how the weights are updated", &optimizer_schema(), false, false},
       {"scheduler", "[scheduler]", "how the learning rate changes over epochs", &scheduler_host_schema(), true,

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "chestlab/errors.h"
+#include "chestlab/host/torch_file.h"
 #include "chestlab/splits.h"
 
 namespace chestlab {
@@ -61,7 +62,18 @@ std::vector<int> Experiment::folds_to_run() const {
 }
 
 std::shared_ptr<Model> Experiment::make_model() const {
-  return registry_->make_model(config_.model.plugin, config_.model.params, ModelContext{});
+  auto model = registry_->make_model(config_.model.plugin, config_.model.params, ModelContext{});
+  if (!config_.model_init.empty()) {
+    InitOptions init;
+    const std::filesystem::path file(config_.model_init);
+    init.file = file.is_absolute() || config_.base_dir.empty()
+                    ? file.string()
+                    : (std::filesystem::path(config_.base_dir) / file).lexically_normal().string();
+    init.rename = parse_rename(config_.model_init_rename);
+    init.partial = config_.model_init_partial;
+    init_from_torch_file(*model, init);
+  }
+  return model;
 }
 std::shared_ptr<Loss> Experiment::make_loss() const {
   return registry_->make_loss(config_.loss.plugin, config_.loss.params);

@@ -212,7 +212,7 @@ TEST_CASE("config: an integer is accepted where a float is expected", "[config]"
 TEST_CASE("config: unknown key names the key and suggests the closest allowed one", "[config][errors]") {
   const std::string e = error_of("[model]\nplugin = \"seg_net\"\nchanels = 8\n" + kExperiment + kDataset + kLoss + kMetrics);
   CHECK_THAT(e, StartsWith("x.toml:3:1: model.chanels: unknown key; did you mean \"channels\"?"));
-  CHECK_THAT(e, Contains("(allowed keys: plugin, channels, act, widths, dropout)"));
+  CHECK_THAT(e, Contains("(allowed keys: plugin, init, init_rename, init_partial, channels, act, widths, dropout)"));
 }
 
 TEST_CASE("config: unknown section suggests the closest section", "[config][errors]") {

@@ -92,6 +92,10 @@ struct ExperimentConfig {
   std::string on_error;  // stop | skip
 
   ComponentConfig model, loss, scheduler;
+  // [model] init: a torch.save file (as written, relative to base_dir), "" = none.
+  std::string model_init;
+  std::vector<std::string> model_init_rename;  // "from=to" name-prefix rewrites
+  bool model_init_partial = false;
   std::int64_t warmup_epochs = 0;
 
   OptimizerConfig optimizer;
@@ -126,7 +130,8 @@ const Schema& optimizer_schema();           // [optimizer]
 const Schema& train_schema();               // [train]
 const Schema& cv_schema();                  // [cv]
 const Schema& dataset_host_schema();        // [dataset] keys besides the plugin's parameters
-const Schema& component_host_schema();      // [model], [loss]: only `plugin`
+const Schema& component_host_schema();      // [loss]: only `plugin`
+const Schema& model_host_schema();          // [model]: `plugin` and the init keys
 const Schema& scheduler_host_schema();      // [scheduler] keys besides the plugin's parameters
 const Schema& metric_host_schema();         // [[metrics]] keys besides the plugin's parameters
 const Schema& augment_host_schema();        // [[dataset.augment]] keys besides the augmentation's

@@ -40,7 +40,7 @@ ComponentInfo unet_info() {
                  "residual blocks: each level block outputs concat(input, convolutions(input)) instead of the "
                  "convolutions alone"),
       param_int("convs_per_level", 2, "3x3 convolutions in each level block").range(1, 8),
-      param_string("init", "pytorch",
+      param_string("weight_init", "pytorch",
                    "weight initialisation: pytorch (the modules' defaults) or glorot_uniform (Keras' defaults: "
                    "Glorot-uniform kernels, zero biases)")
           .one_of({"pytorch", "glorot_uniform"}),
@@ -82,7 +82,7 @@ UnetOptions options_from_params(const Params& p, std::int64_t in_channels) {
   o.upsample = p.str("upsample") == "transposed" ? Upsample::Transposed : Upsample::UpsampleConv;
   o.residual = p.boolean("residual");
   o.convs_per_level = p.integer("convs_per_level");
-  o.init = p.str("init") == "glorot_uniform" ? Init::GlorotUniform : Init::PyTorch;
+  o.init = p.str("weight_init") == "glorot_uniform" ? Init::GlorotUniform : Init::PyTorch;
   return o;
 }
 
