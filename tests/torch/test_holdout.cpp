@@ -14,6 +14,7 @@
 #include "chestlab/host/weights.h"
 #include "chestlab/runfile.h"
 #include "support.h"
+#include "torch_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace chestlab;
@@ -76,11 +77,7 @@ fs::path run_once(const fs::path& toml, const fs::path& out, const std::string& 
                                &log);
   INFO(log);
   REQUIRE(code == 0);
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(out))
-    if (e.path().extension() == ".h5") files.push_back(e.path());
-  REQUIRE(files.size() == 1);
-  return files.front();
+  return only_run_file(out);
 }
 
 std::vector<std::string> ids(int from, int to) {

@@ -12,6 +12,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/host/augment.h"
 #include "chestlab/host/registry.h"
+#include "torch_helpers.h"
 #include "chestlab/image/image_ops.h"
 #include "support.h"
 #include "tiff_writer.h"
@@ -21,14 +22,7 @@ using namespace chestlab;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
+const PluginRegistry& registry() { return test::plugins(); }
 
 std::shared_ptr<Dataset> make_lung_ct(const fs::path& images, const fs::path& masks,
                                       std::map<std::string, ParamValue> given = {}) {

@@ -6,6 +6,7 @@
 
 #include "chestlab/runfile.h"
 #include "support.h"
+#include "torch_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace chestlab;
@@ -24,11 +25,7 @@ RunInfo run_and_read(const std::string& args, const fs::path& out) {
                                &log);
   INFO(log);
   REQUIRE(code == 0);
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(out))
-    if (e.path().extension() == ".h5") files.push_back(e.path());
-  REQUIRE(files.size() == 1);
-  return read_run(files.front().string(), LoadWeights::No);
+  return read_run(only_run_file(out).string(), LoadWeights::No);
 }
 
 }  // namespace

@@ -6,20 +6,14 @@
 
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
+#include "torch_helpers.h"
 
 using namespace chestlab;
 using Catch::Matchers::Contains;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
+const PluginRegistry& registry() { return test::plugins(); }
 
 std::shared_ptr<Model> make_transposed(std::int64_t channels, std::int64_t depth, std::int64_t blocks,
                                        const std::string& head = "transposed") {

@@ -15,6 +15,7 @@
 #include "chestlab/host/torch_file.h"
 #include "chestlab/runfile.h"
 #include "support.h"
+#include "torch_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace chestlab;
@@ -103,10 +104,7 @@ TEST_CASE("torch files: export for torch.load, init from torch.save, errors list
   REQUIRE(run_command(exe + " run " + shell_quote(toml.string()) + " --output " + shell_quote((dir / "out").string()) +
                           " --quiet",
                       &log) == 0);
-  fs::path run_file;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "out"))
-    if (e.path().extension() == ".h5") run_file = e.path();
-  REQUIRE(!run_file.empty());
+  const fs::path run_file = only_run_file(dir / "out");
 
   // ---- export: the documented snippet, and every tensor equal to the run file's ----
   const fs::path pt = dir / "model.pt";
