@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread          # LibTorch 1.13 (CPU); OpenBLAS, or matrix products crawl
+  libgloo-dev                               # Gloo headers for LibTorch's c10d (run --distributed)
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libhdf5-dev libfmt-dev libtomlplusplus-dev catch2
   libdcmtk-dev libtiff-dev zlib1g-dev

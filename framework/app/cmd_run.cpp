@@ -15,11 +15,13 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: chestlab run EXP.toml [--set section.key=value]... [--folds 0,2] [--device D]\n"
-    "                    [--output DIR] [--plugin-path DIR]... [--quiet]\n"
+    "                    [--output DIR] [--plugin-path DIR]... [--quiet] [--distributed]\n"
     "       chestlab run --resume RUN.h5 [--plugin-path DIR]...\n\n"
     "Trains the experiment's folds and writes one run file <output>/<name>/<run id>.h5.\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, keeps every completed epoch\n"
-    "and exits 130; --resume continues from the last completed epoch of each fold.\n\n";
+    "and exits 130; --resume continues from the last completed epoch of each fold.\n"
+    "--distributed: this process is one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR,\n"
+    "MASTER_PORT, or Slurm's SLURM_PROCID/SLURM_NTASKS); see docs/distributed.md.\n\n";
 
 std::string folds_override(const std::string& list) {
   std::stringstream in(list);
@@ -52,6 +54,7 @@ int run_run(const std::vector<std::string>& args) {
       ("resume", po::value<std::string>(), "continue an interrupted run file")
       ("run-id", po::value<std::string>(), "the new run's id (default: UTC time and config hash; `chestlab sweep` sets it)")
       ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
+      ("distributed", "one rank of a data-parallel run (environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)")
       ("quiet,q", "no progress output");
   po::options_description hidden;
   hidden.add_options()("experiment", po::value<std::string>());
@@ -75,6 +78,7 @@ int run_run(const std::vector<std::string>& args) {
     if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
     if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
     request.verbose = !vm.count("quiet");
+    request.distributed = vm.count("distributed") > 0;
     if (vm.count("run-id")) {
       request.run_id = vm["run-id"].as<std::string>();
       if (request.run_id.empty() || request.run_id.find_first_not_of(
@@ -92,6 +96,10 @@ int run_run(const std::vector<std::string>& args) {
       throw po::error("give an experiment file (or --resume RUN.h5)");
     }
     RunOutcome outcome = run_experiment(request);
+    if (outcome.path.empty()) {  // a rank other than 0 of a distributed run
+      std::cout << fmt::format("\nno run file on this rank (rank 0 writes it)  (status {})\n", to_string(outcome.status));
+      return outcome.exit_code;
+    }
     std::cout << fmt::format("\nrun file: {}  (status {})\n", outcome.path, to_string(outcome.status));
     return outcome.exit_code;
   } catch (const po::error& e) {

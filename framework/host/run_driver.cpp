@@ -11,6 +11,7 @@
 #include "chestlab/compare.h"
 #include "chestlab/config.h"
 #include "chestlab/errors.h"
+#include "chestlab/host/distributed.h"
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/progress.h"
 #include "chestlab/host/registry.h"
@@ -128,6 +129,12 @@ Environment describe_environment(const PluginRegistry& registry, const torch::De
   return env;
 }
 
+// A rank other than 0 of a distributed run: trains along, records nothing.
+class SilentObserver : public FoldObserver {
+ public:
+  void on_epoch_end(int, const EpochRecord&, bool, const Model&, const FoldCheckpoint&) override {}
+};
+
 std::string run_path_for(const ExperimentConfig& config, const std::string& run_id) {
   return (fs::path(config.output) / config.name / (run_id + ".h5")).string();
 }
@@ -168,9 +175,39 @@ RunOutcome run_experiment(const RunRequest& request) {
   const torch::Device device = choose_device(config.train.device);
   const int threads = configure_threads(config.train.threads);
   configure_determinism(config.train.deterministic);
-  ProgressPrinter progress(request.verbose);
+
+  std::unique_ptr<DistributedContext> distributed;
+  if (request.distributed) {
+    if (file) throw ConfigError("--distributed cannot --resume yet: resume the run in one process");
+    const DistributedEnv env = distributed_env();
+    distributed = std::make_unique<DistributedContext>(env, device);
+    if (request.verbose)
+      std::cout << fmt::format("rank {} of {} ({} from {}, {}, master {}:{}); global batch {} = {} x {}\n", env.rank,
+                               env.world_size, distributed->backend(), env.source, device.str(), env.master_addr,
+                               env.master_port, env.world_size * config.train.batch_size, env.world_size,
+                               config.train.batch_size)
+                << std::flush;
+  }
+  ProgressPrinter progress(request.verbose && (!distributed || distributed->is_root()));
 
   Experiment experiment(config, registry);
+  if (distributed && !distributed->is_root()) {
+    // Trains in step with rank 0 (same folds, same collectives); rank 0 records everything.
+    SilentObserver silent;
+    RunOutcome outcome;
+    outcome.status = RunStatus::Complete;
+    for (int k : experiment.folds_to_run()) {
+      FoldTrainer trainer(experiment, k, device, distributed.get());
+      const FoldResult result = trainer.run(silent);
+      if (result.outcome == FoldOutcome::Failed) outcome.status = RunStatus::Failed;
+      if (result.outcome == FoldOutcome::Interrupted) {
+        outcome.status = RunStatus::Interrupted;
+        break;
+      }
+    }
+    outcome.exit_code = outcome.status == RunStatus::Interrupted ? 130 : outcome.status == RunStatus::Failed ? 1 : 0;
+    return outcome;
+  }
   if (!file) {
     const std::string run_id = request.run_id.empty() ? make_run_id(config.hash()) : request.run_id;
     RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
@@ -211,7 +248,7 @@ RunOutcome run_experiment(const RunRequest& request) {
     progress.line(fmt::format("fold {}: {} training, {} validation samples{}", k, plan.train.size(), plan.val.size(),
                               resume ? fmt::format(" (resuming at epoch {})", resume->checkpoint.next_epoch + 1) : ""));
 
-    FoldTrainer trainer(experiment, k, device);
+    FoldTrainer trainer(experiment, k, device, distributed.get());
     FoldResult result = trainer.run(recorder, resume);
     if (result.outcome == FoldOutcome::Complete || result.outcome == FoldOutcome::StoppedEarly)
       baselines.push_back(trainer.empty_prediction_metrics(plan.val));

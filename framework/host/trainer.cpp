@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "chestlab/host/distributed.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/rng.h"
 
@@ -58,8 +59,9 @@ std::vector<NamedTensor> state_tensors(const torch::nn::Module& module) {
   return out;
 }
 
-FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device)
-    : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device) {
+FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device,
+                         DistributedContext* distributed)
+    : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device), distributed_(distributed) {
   seed_torch({config_.seed, static_cast<std::uint64_t>(fold), 0x1u});
   model_ = experiment.make_model();
   model_->to(device_);
@@ -67,6 +69,8 @@ FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device d
   loss_ = experiment.make_loss();
   scheduler_ = experiment.make_scheduler();
   metrics_ = experiment.make_metrics();
+  // Same seed, same weights on every rank already; the broadcast makes it a guarantee.
+  if (distributed_) broadcast_state(*distributed_, *model_, /*buffers_only=*/false);
 }
 
 LoaderOptions FoldTrainer::loader_options(std::int64_t epoch, bool training) const {
@@ -120,6 +124,7 @@ void FoldTrainer::restore(const FoldCheckpoint& c) {
 }
 
 bool FoldTrainer::train_epoch(std::int64_t epoch, EpochRecord& record) {
+  if (distributed_) return train_epoch_distributed(epoch, record);
   const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
   model_->train();
   BatchLoader loader(experiment_.dataset(), plan.train, &experiment_.augment(), loader_options(epoch, true));
@@ -169,6 +174,107 @@ bool FoldTrainer::train_epoch(std::int64_t epoch, EpochRecord& record) {
   return completed;
 }
 
+bool FoldTrainer::train_epoch_distributed(std::int64_t epoch, EpochRecord& record) {
+  DistributedContext& dist = *distributed_;
+  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
+  model_->train();
+  // Every rank shuffles the same global order and takes its slice of each global batch.
+  LoaderOptions options = loader_options(epoch, true);
+  std::vector<std::size_t> mine =
+      shard_epoch(BatchLoader::epoch_order(plan.train, options), options.batch_size, dist.rank(), dist.world_size());
+  options.shuffle = false;
+  BatchLoader loader(experiment_.dataset(), std::move(mine), &experiment_.augment(), options);
+  const std::size_t global_batch = options.batch_size * static_cast<std::size_t>(dist.world_size());
+  const auto steps = static_cast<std::int64_t>((plan.train.size() + global_batch - 1) / global_batch);
+  const bool per_batch = scheduler_->unit() == StepUnit::Batch || epoch < config_.warmup_epochs;
+  record.lr = scheduled_lr(epoch, 0, steps);
+  set_learning_rate(*optimizer_, record.lr);
+
+  const auto t0 = Clock::now();
+  double loss_sum = 0;  // over every rank
+  double seen = 0;
+  bool completed = true;
+  // Every rank takes part in every step, also one whose slice is empty (the last global
+  // batch) or was skipped entirely: the collectives must match across ranks.
+  for (std::int64_t step = 0; step < steps; ++step) {
+    std::optional<Batch> host_batch = loader.next();  // nullopt past this rank's last slice
+    const std::int64_t n = host_batch ? host_batch->size() : 0;
+    if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, steps));
+    optimizer_->zero_grad();
+    double value = 0;
+    if (n > 0) {
+      Batch batch = host_batch->to(device_, /*non_blocking=*/device_.is_cuda());
+      ModelOutput output = model_->forward(batch.images);
+      torch::Tensor loss = loss_->compute(output, batch);
+      value = loss.item<double>();
+      if (std::isfinite(value)) loss.backward();
+    }
+    // [loss * samples, samples, interrupted] summed over ranks, in double precision.
+    torch::Tensor stats = torch::tensor({value * static_cast<double>(n), static_cast<double>(n),
+                                         interrupt_requested() ? 1.0 : 0.0},
+                                        torch::kFloat64);
+    dist.all_reduce_sum(stats);
+    const double global_sum = stats[0].item<double>(), global_n = stats[1].item<double>();
+    if (global_n > 0) {
+      if (!std::isfinite(global_sum))
+        throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}) on some rank; lower the "
+                                        "learning rate or set train.grad_clip",
+                                        global_sum, epoch, step, record.lr));
+      all_reduce_gradients(dist, *model_, static_cast<double>(n), global_n);
+      if (config_.train.grad_clip > 0)
+        torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
+      optimizer_->step();
+      loss_sum += global_sum;
+      seen += global_n;
+    }
+    const double elapsed = seconds_since(t0);
+    observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step + 1), static_cast<std::size_t>(steps),
+                            seen > 0 ? loss_sum / seen : 0, elapsed > 0 ? seen / elapsed : 0);
+    if (stats[2].item<double>() > 0) {
+      completed = false;
+      break;
+    }
+  }
+  const double elapsed = seconds_since(t0);
+  record.train_loss = seen > 0 ? loss_sum / seen : std::nan("");
+  record.images_per_second = elapsed > 0 ? seen / elapsed : 0;  // of all ranks together
+  record.data_wait_fraction = elapsed > 0 ? loader.wait_seconds() / elapsed : 0;
+  auto skipped = loader.skipped();  // this rank's (only rank 0's are recorded)
+  skipped_.insert(skipped_.end(), skipped.begin(), skipped.end());
+  if (!skipped.empty()) observer_->on_skipped(fold_, skipped);
+  return completed;
+}
+
+EpochRecord FoldTrainer::validate(std::int64_t epoch) {
+  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
+  if (!distributed_) return evaluate(plan.val, epoch);
+  // Rank 0's running statistics (BatchNorm) everywhere, then rank 0 validates alone and
+  // broadcasts [val_loss, metrics...]: every rank then takes the same monitor decision.
+  broadcast_state(*distributed_, *model_, /*buffers_only=*/true);
+  EpochRecord record;
+  record.epoch = epoch;
+  if (distributed_->is_root()) record = evaluate(plan.val, epoch);
+  torch::Tensor numbers = torch::zeros({static_cast<std::int64_t>(metrics_.size()) + 1}, torch::kFloat64);
+  if (distributed_->is_root()) {
+    numbers[0] = record.val_loss;
+    for (std::size_t i = 0; i < record.metrics.size(); ++i) numbers[static_cast<std::int64_t>(i) + 1] = record.metrics[i];
+  }
+  distributed_->broadcast(numbers, 0);
+  if (!distributed_->is_root()) {
+    record.val_loss = numbers[0].item<double>();
+    for (std::size_t i = 0; i < metrics_.size(); ++i)
+      record.metrics.push_back(numbers[static_cast<std::int64_t>(i) + 1].item<double>());
+  }
+  return record;
+}
+
+bool FoldTrainer::interrupted_anywhere() {
+  if (!distributed_) return interrupt_requested();
+  torch::Tensor flag = torch::full({1}, interrupt_requested() ? 1.0 : 0.0, torch::kFloat64);
+  distributed_->all_reduce_sum(flag);
+  return flag.item<double>() > 0;
+}
+
 EpochRecord FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::int64_t epoch) {
   EpochRecord record;
   record.epoch = epoch;
@@ -213,7 +319,6 @@ std::vector<double> FoldTrainer::empty_prediction_metrics(const std::vector<std:
 FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeState>& resume) {
   observer_ = &observer;
   FoldResult result;
-  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
   const std::size_t monitor = experiment_.monitor_index();
   const bool maximize = config_.metrics.at(monitor).maximize;
   std::int64_t start = 0;
@@ -242,7 +347,7 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
         result.outcome = FoldOutcome::Interrupted;
         break;
       }
-      EpochRecord validation = evaluate(plan.val, epoch);
+      EpochRecord validation = validate(epoch);
       record.epoch = epoch;
       record.val_loss = validation.val_loss;
       record.metrics = validation.metrics;
@@ -256,7 +361,7 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
       scheduler_->observe(epoch, monitored);
       result.history.push_back(record);
       observer.on_epoch_end(fold_, record, improved, *model_, checkpoint(epoch + 1));
-      if (interrupt_requested()) {
+      if (interrupted_anywhere()) {
         result.outcome = epoch + 1 < config_.train.epochs ? FoldOutcome::Interrupted : FoldOutcome::Complete;
         break;
       }

@@ -22,6 +22,9 @@ struct RunRequest {
   std::string run_path;                 // a new run's file; empty: <output>/<name>/<run id>.h5
   std::vector<std::string> plugin_dirs; // --plugin-path
   bool verbose = true;                  // progress and tables on stdout
+  // --distributed: one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT;
+  // chestlab/host/distributed.h). Only rank 0 writes the run file; the others return an empty path.
+  bool distributed = false;
 };
 
 struct RunOutcome {

@@ -66,9 +66,14 @@ struct ResumeState {
   std::vector<EpochRecord> history;  // the epochs already recorded
 };
 
+class DistributedContext;
+
 class FoldTrainer {
  public:
-  FoldTrainer(const Experiment& experiment, int fold, torch::Device device);
+  // With `distributed` (kept alive by the caller), one rank of a data-parallel run
+  // (chestlab/host/distributed.h); without it, the plain single-process trainer.
+  FoldTrainer(const Experiment& experiment, int fold, torch::Device device,
+              DistributedContext* distributed = nullptr);
   // Trains from scratch, or from `resume` after its last completed epoch.
   FoldResult run(FoldObserver& observer, const std::optional<ResumeState>& resume = std::nullopt);
 
@@ -82,6 +87,12 @@ class FoldTrainer {
  private:
   // False when interrupted before the epoch ended.
   bool train_epoch(std::int64_t epoch, EpochRecord& record);
+  // One rank's share of an epoch of a distributed run (`distributed_` set).
+  bool train_epoch_distributed(std::int64_t epoch, EpochRecord& record);
+  // Rank 0 validates; every rank gets its numbers. Plain evaluate() without `distributed_`.
+  EpochRecord validate(std::int64_t epoch);
+  // interrupt_requested() on any rank (a collective in a distributed run).
+  bool interrupted_anywhere();
   void restore(const FoldCheckpoint& checkpoint);
   FoldCheckpoint checkpoint(std::int64_t next_epoch) const;
   double scheduled_lr(std::int64_t epoch, std::int64_t step, std::int64_t steps) const;
@@ -98,6 +109,7 @@ class FoldTrainer {
   std::vector<std::shared_ptr<Metric>> metrics_;
   FoldObserver* observer_ = nullptr;
   std::vector<SkippedSample> skipped_;
+  DistributedContext* distributed_ = nullptr;
 };
 
 // Named float32 copies of a module's parameters and buffers (state_dict names).
