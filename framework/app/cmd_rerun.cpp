@@ -63,6 +63,14 @@ int run_rerun(const std::vector<std::string>& args) {
                              original.environment.device,
                              original.config_toml.find("deterministic = false") != std::string::npos ? "false" : "true");
 
+  if (original.environment.world_size > 1) {
+    // One process would train with the per-rank batch, i.e. another global batch: a
+    // "mismatch" that says nothing about reproducibility.
+    std::cerr << fmt::format("error: {} was trained by {} processes (run --distributed); rerun it the same way: "
+                             "WORLD_SIZE={} chestlab run --distributed on its recorded configuration\n",
+                             path, original.environment.world_size, original.environment.world_size);
+    return kExitUsage;
+  }
   RunRequest request;
   request.config_toml = original.config_toml;
   request.config_source = path + ":/config";

@@ -651,6 +651,7 @@ void write_environment(hid_t file, const Environment& env) {
   write_attr(group.get(), "libtorch_version", env.libtorch_version);
   write_attr(group.get(), "device", env.device);
   write_attr(group.get(), "threads", env.threads);
+  write_attr(group.get(), "world_size", env.world_size);
   write_attr(group.get(), "hostname", env.hostname);
   write_attr(group.get(), "git_commit", env.git_commit);
   write_attr(group.get(), "chestlab_version",
@@ -669,6 +670,8 @@ Environment read_environment(hid_t file) {
   env.libtorch_version = read_attr_string(group.get(), "libtorch_version");
   env.device = read_attr_string(group.get(), "device");
   env.threads = read_attr_int(group.get(), "threads");
+  // Files written before distributed runs existed were all one-process runs.
+  env.world_size = has_attr(group.get(), "world_size") ? read_attr_int(group.get(), "world_size") : 1;
   env.hostname = read_attr_string(group.get(), "hostname");
   env.git_commit = read_attr_string(group.get(), "git_commit");
   env.chestlab_version = read_attr_string(group.get(), "chestlab_version");

@@ -212,9 +212,10 @@ RunOutcome run_experiment(const RunRequest& request) {
     const std::string run_id = request.run_id.empty() ? make_run_id(config.hash()) : request.run_id;
     RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
                  config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min};
+    Environment environment = describe_environment(*registry, device, threads, config);
+    environment.world_size = distributed ? distributed->world_size() : 1;
     file = RunFile::create(request.run_path.empty() ? run_path_for(config, run_id) : request.run_path, meta,
-                           config.resolved_toml(),
-                           describe_environment(*registry, device, threads, config));
+                           config.resolved_toml(), environment);
   } else {
     file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });
   }

@@ -106,6 +106,7 @@ def check_environment(c, f):
                  "base_dir"]:
         c.attr(env, name, "str")
     c.attr(env, "threads", "int")
+    c.attr(env, "world_size", "int")
     c.table(env, "plugins", [(n, "str") for n in ["name", "kind", "version", "file", "hash"]])
 
 

@@ -189,4 +189,12 @@ run_folds = [0]
   const double other = max_difference(d, s4);
   CHECK(other > 1e-3);
   WARN("distributed vs 1 process, global batch 8: max |difference| " << same << "; vs batch 4: " << other);
+
+  // The run file says how many processes trained it, and rerun refuses to redo it in one.
+  CHECK(read_run(distributed[0].string(), LoadWeights::No).environment.world_size == 2);
+  CHECK(read_run(same_batch[0].string(), LoadWeights::No).environment.world_size == 1);
+  const int rerun = run_command(shell_quote(exe) + " rerun " + shell_quote(distributed[0].string()) + " --quiet", &log);
+  INFO(log);
+  CHECK(rerun == 2);
+  CHECK(log.find("trained by 2 processes") != std::string::npos);
 }

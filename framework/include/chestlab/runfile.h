@@ -61,6 +61,7 @@ struct Environment {
   std::string libtorch_version;
   std::string device;
   std::int64_t threads = 0;
+  std::int64_t world_size = 1;   // processes of a `run --distributed` (1 otherwise); rerunning needs it
   std::string hostname;
   std::string git_commit = "unknown";
   std::string chestlab_version;  // when writing, empty means this library's version
