@@ -165,6 +165,11 @@ RunOutcome run_experiment(const RunRequest& request) {
     previous = file->read(LoadWeights::No);
     config = parse_experiment(previous.config_toml, request.resume + ":/config", previous.environment.base_dir, {},
                               *registry);
+    // One process would go on with the per-rank batch, i.e. another global batch.
+    if (previous.environment.world_size > 1)
+      throw ConfigError(fmt::format("{} was trained by {} processes (run --distributed), and resuming a distributed "
+                                    "run is not supported yet: start it again",
+                                    request.resume, previous.environment.world_size));
   } else if (!request.config_toml.empty()) {
     config = parse_experiment(request.config_toml, request.config_source, request.base_dir, request.overrides,
                               *registry);
@@ -178,7 +183,7 @@ RunOutcome run_experiment(const RunRequest& request) {
 
   std::unique_ptr<DistributedContext> distributed;
   if (request.distributed) {
-    if (file) throw ConfigError("--distributed cannot --resume yet: resume the run in one process");
+    if (file) throw ConfigError("--distributed cannot --resume yet: start the run again");
     const DistributedEnv env = distributed_env();
     distributed = std::make_unique<DistributedContext>(env, device);
     if (request.verbose)

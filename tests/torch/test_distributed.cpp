@@ -197,4 +197,7 @@ run_folds = [0]
   INFO(log);
   CHECK(rerun == 2);
   CHECK(log.find("trained by 2 processes") != std::string::npos);
+  const int resume = run_command(shell_quote(exe) + " run --resume " + shell_quote(distributed[0].string()) + " --quiet", &log);
+  CHECK(resume == 2);
+  CHECK(log.find("trained by 2 processes") != std::string::npos);
 }
