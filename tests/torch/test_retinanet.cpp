@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "torch_helpers.h"
 #include "chestlab/detection.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
@@ -29,21 +30,12 @@ namespace {
 
 using Given = std::map<std::string, ParamValue>;
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
-
 std::shared_ptr<Model> make_retinanet(const Given& given) {
-  return registry().make_model("retinanet", registry().params_for(Kind::Model, "retinanet", given), ModelContext{});
+  return test::plugins().make_model("retinanet", test::plugins().params_for(Kind::Model, "retinanet", given), ModelContext{});
 }
 
 std::shared_ptr<Loss> make_loss(const Given& given = {}) {
-  return registry().make_loss("retinanet_focal", registry().params_for(Kind::Loss, "retinanet_focal", given));
+  return test::plugins().make_loss("retinanet_focal", test::plugins().params_for(Kind::Loss, "retinanet_focal", given));
 }
 
 // A small, fast configuration: this checks the wiring, not the recipe.
@@ -274,7 +266,7 @@ TEST_CASE("focal loss against hand-computed values", "[retinanet]") {
   batch.images = torch::zeros({1, 1, 64, 64});
   batch.boxes = {torch::tensor({{0.f, 0.f, 10.f, 20.f}})};
   auto loss = make_loss();
-  CHECK(registry().find(Kind::Loss, "retinanet_focal")->tags.at("requires") == "boxes");
+  CHECK(test::plugins().find(Kind::Loss, "retinanet_focal")->tags.at("requires") == "boxes");
   // One positive (0.25 * 0.25 ln 2) + one negative (0.75 * 0.25 ln 2), per 1 positive; boxes exact.
   CHECK(loss->compute(out, batch).item<double>() == Approx(0.25 * ln2).epsilon(1e-5));
   // A box off by a delta of 1 in x: smooth-L1 with beta 1/9 adds 1 - 0.5 / 9.
@@ -374,7 +366,7 @@ TEST_CASE("retinanet overfits a handful of synthetic images to rsna_map above 0.
   auto loss = make_loss();
   const Batch batch = synthetic_batch(8, 2);
   train_steps(*model, *loss, batch, 150, 2e-3);
-  auto metric = registry().make_metric("rsna_map", registry().params_for(Kind::Metric, "rsna_map"));
+  auto metric = test::plugins().make_metric("rsna_map", test::plugins().params_for(Kind::Metric, "rsna_map"));
   model->eval();
   torch::NoGradGuard no_grad;
   const Prediction p = model->predict(model->forward(batch.images));

@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 
+#include "torch_helpers.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
 
@@ -16,22 +17,13 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
-
 std::shared_ptr<Scheduler> make_scheduler(const std::string& name, const std::map<std::string, ParamValue>& given = {}) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_scheduler(name, reg.params_for(Kind::Scheduler, name, given));
 }
 
 std::shared_ptr<Loss> make_loss(const std::string& name, const std::map<std::string, ParamValue>& given = {}) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_loss(name, reg.params_for(Kind::Loss, name, given));
 }
 
@@ -108,7 +100,7 @@ TEST_CASE("step is PyTorch's StepLR and requires step_size", "[schedulers]") {
   std::vector<double> rates;
   for (std::int64_t epoch = 0; epoch < 10; ++epoch) rates.push_back(s->lr(epoch_state(epoch, 0.1)));
   require_rates(rates, {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025, 0.025, 0.0125});
-  CHECK_THROWS_AS(registry().params_for(Kind::Scheduler, "step", {}), ConfigError);
+  CHECK_THROWS_AS(test::plugins().params_for(Kind::Scheduler, "step", {}), ConfigError);
 }
 
 namespace {
@@ -209,7 +201,7 @@ TEST_CASE("dice loss matches hand-computed values", "[losses]") {
   auto smooth_half = make_loss("dice", {{"smooth", 0.5}});
   CHECK(loss_value(*smooth_half, logits.slice(0, 0, 1), masks.slice(0, 0, 1)) == Approx(1.0 - 3.0 / 4.5));
   CHECK_THROWS_AS(make_loss("dice", {{"smooth", 0.0}}), ConfigError);
-  CHECK(registry().find(Kind::Loss, "dice")->tags.at("requires") == "mask");
+  CHECK(test::plugins().find(Kind::Loss, "dice")->tags.at("requires") == "mask");
 }
 
 TEST_CASE("focal loss matches the RetinaNet definition", "[losses]") {
@@ -223,7 +215,7 @@ TEST_CASE("focal loss matches the RetinaNet definition", "[losses]") {
   const auto masks = images_2x2({1, 1, 0, 0});
   auto focal = make_loss("focal");
   CHECK(loss_value(*focal, logits, masks) == Approx((0.25 * std::log(2.0) + 0.0625 * std::log(4.0 / 3.0)) / 4));
-  CHECK(registry().find(Kind::Loss, "focal")->tags.at("requires") == "mask");
+  CHECK(test::plugins().find(Kind::Loss, "focal")->tags.at("requires") == "mask");
 
   SECTION("gamma 0 and alpha 0.5 is half the binary cross-entropy") {
     auto half_bce = make_loss("focal", {{"alpha", 0.5}, {"gamma", 0.0}});

@@ -8,6 +8,7 @@
 #include <memory>
 #include <set>
 
+#include "torch_helpers.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
 
@@ -17,18 +18,9 @@ using Catch::Matchers::Contains;
 namespace {
 
 // One registry for the whole file: discovering loads every plugin library of the build.
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
-
 std::shared_ptr<Model> make_resnet(std::int64_t channels, std::int64_t depth, std::int64_t blocks,
                                    double bn_momentum = 0.1) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_model("resnet_seg", reg.params_for(Kind::Model, "resnet_seg",
                                                      {{"channels", channels},
                                                       {"depth", depth},
@@ -43,18 +35,18 @@ std::int64_t parameter_count(const torch::nn::Module& module) {
 }
 
 std::shared_ptr<Loss> make_loss(const std::string& name, const std::map<std::string, ParamValue>& given = {}) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_loss(name, reg.params_for(Kind::Loss, name, given));
 }
 
 std::shared_ptr<Scheduler> make_scheduler(const std::string& name,
                                           const std::map<std::string, ParamValue>& given = {}) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_scheduler(name, reg.params_for(Kind::Scheduler, name, given));
 }
 
 std::shared_ptr<Metric> make_metric(const std::string& name, const std::map<std::string, ParamValue>& given = {}) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   return reg.make_metric(name, reg.params_for(Kind::Metric, name, given));
 }
 
@@ -94,16 +86,16 @@ double metric_value(Metric& metric, const torch::Tensor& probs, const torch::Ten
 // ---- model ------------------------------------------------------------------------------
 
 TEST_CASE("resnet_seg is registered as a mask model with its source", "[resnet_seg]") {
-  const ComponentInfo* info = registry().find(Kind::Model, "resnet_seg");
+  const ComponentInfo* info = test::plugins().find(Kind::Model, "resnet_seg");
   REQUIRE(info != nullptr);
   CHECK(info->tags.at("output") == "mask");
   CHECK(info->tags.at("source") == "Kaggle RSNA kernel (resnet-style segmentation)");
-  auto params = registry().params_for(Kind::Model, "resnet_seg");
+  auto params = test::plugins().params_for(Kind::Model, "resnet_seg");
   CHECK(params.integer("channels") == 32);
   CHECK(params.integer("depth") == 4);
   CHECK(params.integer("blocks") == 2);
   CHECK(params.real("bn_momentum") == Approx(0.1));
-  CHECK_THROWS_AS(registry().params_for(Kind::Model, "resnet_seg", {{"depth", std::int64_t{9}}}), ConfigError);
+  CHECK_THROWS_AS(test::plugins().params_for(Kind::Model, "resnet_seg", {{"depth", std::int64_t{9}}}), ConfigError);
 }
 
 TEST_CASE("resnet_seg returns mask logits of the input size", "[resnet_seg]") {
@@ -212,7 +204,7 @@ TEST_CASE("resnet_seg trained with bce_jaccard lowers the loss on a fixed batch"
 
 TEST_CASE("losses are registered as mask losses", "[losses]") {
   for (const char* name : {"bce", "jaccard", "bce_jaccard"}) {
-    const ComponentInfo* info = registry().find(Kind::Loss, name);
+    const ComponentInfo* info = test::plugins().find(Kind::Loss, name);
     REQUIRE(info != nullptr);
     CHECK(info->tags.at("requires") == "mask");
   }
@@ -320,7 +312,7 @@ TEST_CASE("cosine schedule follows (cos(pi*epoch/epochs)+1)/2", "[schedulers]") 
 
 TEST_CASE("metrics are registered as mask metrics where higher is better", "[metrics]") {
   for (const char* name : {"pixel_accuracy", "mean_iou"}) {
-    const ComponentInfo* info = registry().find(Kind::Metric, name);
+    const ComponentInfo* info = test::plugins().find(Kind::Metric, name);
     REQUIRE(info != nullptr);
     CHECK(info->tags.at("requires") == "mask");
     CHECK(make_metric(name)->higher_is_better());

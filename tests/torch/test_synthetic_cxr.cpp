@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "torch_helpers.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
 
@@ -14,18 +15,9 @@ using namespace chestlab;
 
 namespace {
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
-
 std::shared_ptr<Dataset> make_synthetic(const std::map<std::string, ParamValue>& given,
                                         std::uint64_t seed = 2024) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   DatasetContext context;
   context.seed = seed;
   return reg.make_dataset("synthetic_cxr", reg.params_for(Kind::Dataset, "synthetic_cxr", given), context);
@@ -38,7 +30,7 @@ bool same(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST_CASE("synthetic_cxr: schema defaults and classes", "[synthetic_cxr]") {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   const ComponentInfo* info = reg.find(Kind::Dataset, "synthetic_cxr");
   REQUIRE(info != nullptr);
   const Params p = reg.params_for(Kind::Dataset, "synthetic_cxr");

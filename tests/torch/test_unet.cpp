@@ -10,6 +10,7 @@
 #include <memory>
 #include <sstream>
 
+#include "torch_helpers.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/registry.h"
 
@@ -20,17 +21,8 @@ namespace {
 
 using Given = std::map<std::string, ParamValue>;
 
-const PluginRegistry& registry() {
-  static const auto reg = [] {
-    auto r = std::make_unique<PluginRegistry>();
-    r->discover();
-    return r;
-  }();
-  return *reg;
-}
-
 std::shared_ptr<Model> make_unet(const Given& given, std::int64_t in_channels = 1) {
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   ModelContext context;
   context.in_channels = in_channels;
   return reg.make_model("unet", reg.params_for(Kind::Model, "unet", given), context);
@@ -217,7 +209,7 @@ TEST_CASE("unet learns a fixed batch: a few Adam steps lower the BCE", "[unet]")
   batch.masks = torch::zeros({4, 1, 32, 32});
   for (std::int64_t i = 0; i < 4; ++i) batch.masks[i].slice(1, 4 + 5 * i, 14 + 5 * i).slice(2, 8, 20).fill_(1.0);
   batch.images = 0.3 * torch::randn({4, 1, 32, 32}) + batch.masks;
-  const auto& reg = registry();
+  const auto& reg = test::plugins();
   auto bce = reg.make_loss("bce", reg.params_for(Kind::Loss, "bce"));
   torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(1e-2));
   double first = 0, last = 0;
