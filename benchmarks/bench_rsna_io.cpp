@@ -23,8 +23,8 @@
 #include "chestlab/host/loader.h"
 #include "chestlab/host/registry.h"
 #include "chestlab/host/runtime.h"
-#include "chestlab/image/dicom.h"
-#include "chestlab/image/image_ops.h"
+#include "chestlab/imaging/dicom.h"
+#include "chestlab/imaging/image_ops.h"
 #include "chestlab/rsna/cache.h"
 #include "chestlab/rsna/synth_corpus.h"
 

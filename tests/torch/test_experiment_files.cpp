@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "chestlab/config.h"
+#include "chestlab/engine/config.h"
 #include "chestlab/host/registry.h"
 #include "support.h"
 

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "chestlab/runfile.h"
+#include "chestlab/engine/runfile.h"
 #include "support.h"
 #include "torch_helpers.h"
 

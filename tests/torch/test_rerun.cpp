@@ -5,7 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "chestlab/runfile.h"
+#include "chestlab/engine/runfile.h"
 #include "support.h"
 
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <random>
 #include <thread>
 
-#include "chestlab/runfile.h"
+#include "chestlab/engine/runfile.h"
 #include "support.h"
 
 namespace fs = std::filesystem;

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include "chestlab/runfile.h"
-#include "chestlab/sweep.h"
+#include "chestlab/engine/runfile.h"
+#include "chestlab/engine/sweep.h"
 #include "support.h"
 
 namespace fs = std::filesystem;

@@ -11,8 +11,8 @@
 #include <map>
 #include <stdexcept>
 
-#include "chestlab/image/image_ops.h"
-#include "chestlab/image/tiff.h"
+#include "chestlab/imaging/image_ops.h"
+#include "chestlab/imaging/tiff.h"
 
 namespace chestlab::lung_ct {
 

@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "chestlab/box_tensor.h"
+#include "chestlab/detection/box_tensor.h"
 
 #include <filesystem>
 #include <iostream>

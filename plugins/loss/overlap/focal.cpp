@@ -1,6 +1,6 @@
 #include "overlap_losses.h"
 
-#include "chestlab/detection.h"
+#include "chestlab/detection/ops.h"
 
 namespace chestlab::overlap_loss {
 

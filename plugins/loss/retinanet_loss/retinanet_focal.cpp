@@ -5,7 +5,7 @@
 
 #include <array>
 
-#include "chestlab/detection.h"
+#include "chestlab/detection/ops.h"
 #include "chestlab/errors.h"
 
 namespace chestlab::retinanet_loss {

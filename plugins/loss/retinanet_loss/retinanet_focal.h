@@ -1,5 +1,5 @@
 // retinanet_focal: the RetinaNet training loss, from what an anchor-based detector leaves in
-// ModelOutput::extra (chestlab/detection.h keys) and the batch's truth boxes.
+// ModelOutput::extra (chestlab/detection/ops.h keys) and the batch's truth boxes.
 //
 //   matching: per image, IoU of every anchor with every truth box; >= fg_iou positive,
 //             < bg_iou negative, in between ignored; each truth box's best anchors positive

@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "chestlab/boxes_from_mask.h"
+#include "chestlab/detection/boxes_from_mask.h"
 #include "chestlab/metric.h"
 #include "chestlab/rsna/metric.h"
 

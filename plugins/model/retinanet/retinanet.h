@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "chestlab/detection.h"
+#include "chestlab/detection/ops.h"
 #include "chestlab/model.h"
 
 namespace chestlab::retinanet {
@@ -47,7 +47,7 @@ struct RetinaNetOptions {
   double gate = 0.0;  // images whose opacity probability is below get no boxes; 0 = off
 };
 
-// The keys of ModelOutput::extra (kClsLogits, ...) are the SDK's: see chestlab/detection.h.
+// The keys of ModelOutput::extra (kClsLogits, ...) are the SDK's: see chestlab/detection/ops.h.
 using namespace chestlab::detection::keys;
 
 class ResBlockImpl : public torch::nn::Module {

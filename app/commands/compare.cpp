@@ -1,0 +1,170 @@
+// chestlab compare RUN.h5|SWEEP_DIR|sweep.toml... [--metric M]... [--sort M] [--paired A B]
+//                  [--format table|csv|markdown]
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "chestlab/engine/compare.h"
+#include "chestlab/errors.h"
+#include "chestlab/engine/runfile.h"
+#include "chestlab/engine/sweep.h"
+#include "command.h"
+
+namespace po = boost::program_options;
+
+namespace chestlab::app {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: chestlab compare RUN.h5|SWEEP_DIR|sweep.toml... [--metric M]... [--sort M]\n"
+    "                        [--paired RUN_A RUN_B] [--format table|csv|markdown]\n\n"
+    "Shows, run by run, each fold's value of a metric at that fold's best epoch (chosen by the\n"
+    "run's monitor metric) and mean ± sample std over the finished folds. Folds not finished\n"
+    "are marked with * and left out of mean ± std. Without --metric, one block per metric.\n"
+    "Holdout test values appear in a 'test' column when a run has them.\n"
+    "Given a sweep's folder (results/<experiment>) or its sweep.toml: every run of the sweep,\n"
+    "the swept parameters as columns, best first by the monitor metric (or --sort).\n"
+    "--paired A B (run ids, unique id prefixes or files): fold-by-fold differences A - B and,\n"
+    "with 5 or more folds finished in both, a two-sided paired t-test.\n\n";
+
+int usage_error(const std::string& message) {
+  std::cerr << "error: " << message << "\n"
+            << "usage: chestlab compare RUN.h5|SWEEP_DIR... [--metric M]... [--sort M] [--paired A B]"
+               " (see `chestlab compare --help`)\n";
+  return kExitUsage;
+}
+
+int run_compare(const std::vector<std::string>& args) {
+  po::options_description options("options");
+  options.add_options()("help,h", "show this help")(
+      "metric", po::value<std::vector<std::string>>()->composing(), "compare only this metric (repeatable)")(
+      "sort", po::value<std::string>(), "rows best first by this metric's mean")(
+      "paired", po::value<std::vector<std::string>>()->multitoken(), "RUN_A RUN_B: fold-by-fold differences, t-test")(
+      "format", po::value<std::string>()->default_value("table"), "table | csv | markdown");
+  po::options_description hidden;
+  hidden.add_options()("runs", po::value<std::vector<std::string>>(), "run files");
+  po::options_description all;
+  all.add(options).add(hidden);
+  po::positional_options_description positional;
+  positional.add("runs", -1);
+
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << kUsage << options;
+    return kExitOk;
+  }
+  if (!vm.count("runs")) return usage_error("no run files given");
+
+  CompareFormat format;
+  std::vector<std::string> metrics;
+  try {
+    format = parse_compare_format(vm["format"].as<std::string>());
+  } catch (const ConfigError& e) {
+    return usage_error(e.what());
+  }
+  if (vm.count("metric"))
+    for (const std::string& m : vm["metric"].as<std::vector<std::string>>()) {
+      std::stringstream list(m);
+      for (std::string one; std::getline(list, one, ',');)
+        if (!one.empty()) metrics.push_back(one);
+    }
+
+  // Run files as given; a sweep's folder or manifest brings its runs and swept parameters.
+  std::vector<RunInfo> runs;
+  CompareOptions table_options;
+  bool any_sweep = false;
+  std::vector<std::vector<std::string>> sweep_params;
+  std::vector<std::string> columns;
+  for (const std::string& path : vm["runs"].as<std::vector<std::string>>()) {
+    std::error_code ec;
+    const bool dir = std::filesystem::is_directory(path, ec);
+    const bool manifest = !dir && std::filesystem::path(path).extension() == ".toml";
+    if (!dir && !manifest && !std::filesystem::is_regular_file(path, ec)) {
+      std::cerr << "error: " << path << ": no such file\n";
+      return kExitUsage;
+    }
+    try {
+      if (dir || manifest) {
+        SweepResults sweep = load_sweep_results(path);
+        any_sweep = true;
+        for (const std::string& c : sweep.param_columns)
+          if (std::find(columns.begin(), columns.end(), c) == columns.end()) columns.push_back(c);
+        for (std::size_t i = 0; i < sweep.runs.size(); ++i) {
+          std::vector<std::string> values;
+          for (const std::string& c : columns) {
+            auto at = std::find(sweep.param_columns.begin(), sweep.param_columns.end(), c);
+            values.push_back(at == sweep.param_columns.end() ? "" : sweep.params[i][at - sweep.param_columns.begin()]);
+          }
+          sweep_params.push_back(values);
+          runs.push_back(std::move(sweep.runs[i]));
+        }
+      } else {
+        runs.push_back(read_run(path, LoadWeights::No));
+        sweep_params.emplace_back();
+      }
+    } catch (const DataError& e) {
+      std::cerr << "data error: " << e.what() << "\n";
+      return kExitData;
+    }
+  }
+  try {
+    if (vm.count("paired")) {
+      const auto pair = vm["paired"].as<std::vector<std::string>>();
+      if (pair.size() != 2) return usage_error("--paired takes two runs: RUN_A RUN_B");
+      auto find = [&](const std::string& key) -> const RunInfo& {
+        const RunInfo* found = nullptr;
+        for (const RunInfo& r : runs) {
+          const bool match = r.path == key || r.meta.run_id == key || r.meta.experiment + "/" + r.meta.run_id == key ||
+                             r.meta.run_id.rfind(key, 0) == 0 ||
+                             std::filesystem::path(r.path).filename().string() == key;
+          if (!match) continue;
+          if (found && found != &r && found->meta.run_id != r.meta.run_id)
+            throw ConfigError("--paired: '" + key + "' matches more than one run (" + found->meta.run_id + ", " +
+                              r.meta.run_id + "); give more of the id");
+          found = &r;
+        }
+        if (!found) throw ConfigError("--paired: no run '" + key + "' among the runs given");
+        return *found;
+      };
+      const RunInfo& a = find(pair[0]);
+      const RunInfo& b = find(pair[1]);
+      if (metrics.empty()) metrics = {a.meta.monitor};
+      for (std::size_t i = 0; i < metrics.size(); ++i) {
+        if (i) std::cout << "\n";
+        std::cout << render_paired(compare_paired(a, b, metrics[i]), format);
+      }
+      return kExitOk;
+    }
+    table_options.metrics = metrics;
+    if (vm.count("sort")) table_options.sort_by = vm["sort"].as<std::string>();
+    else if (any_sweep && !runs.empty()) table_options.sort_by = runs.front().meta.monitor;
+    if (any_sweep) {
+      table_options.param_columns = columns;
+      for (auto& values : sweep_params) values.resize(columns.size());
+      // Plain run files given next to a sweep: their values from their recorded config.
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        for (std::size_t c = 0; c < columns.size(); ++c)
+          if (sweep_params[i][c].empty()) sweep_params[i][c] = config_value(runs[i].config_toml, columns[c]);
+      table_options.params = sweep_params;
+    }
+    std::cout << render_compare(build_compare_table(runs, table_options), format);
+  } catch (const ConfigError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+const Command registration{"compare", "Compare run files fold by fold", &run_compare};
+
+}  // namespace
+}  // namespace chestlab::app

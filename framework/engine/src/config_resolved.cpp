@@ -1,0 +1,155 @@
+// The resolved form of an experiment: canonical TOML that reads back to the same config,
+// and the hash that names it. Runs record this text; resume and rerun re-read it.
+#include <fmt/format.h>
+
+#include <cctype>
+#include <stdexcept>
+
+#include "chestlab/engine/config.h"
+#include "chestlab/hash.h"
+
+namespace chestlab {
+
+namespace {
+
+bool is_bare_key(const std::string& key) {
+  if (key.empty()) return false;
+  for (char c : key)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') return false;
+  return true;
+}
+
+// Builds the document line by line in a fixed order; no map iteration whose order could
+// depend on anything but the keys themselves.
+class TomlWriter {
+ public:
+  void header(const std::string& text) {
+    if (!out_.empty()) out_ += "\n";
+    out_ += text + "\n";
+  }
+  void key(const std::string& name, const ParamValue& value) {
+    out_ += (is_bare_key(name) ? name : to_toml(ParamValue{name})) + " = " + to_toml(value) + "\n";
+  }
+  // Plugin parameters: alphabetical (Params is an ordered map).
+  void params(const Params& params) {
+    for (const auto& [name, value] : params.values()) key(name, value);
+  }
+  std::string text() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+void write_experiment(TomlWriter& w, const ExperimentConfig& c) {
+  w.header("[experiment]");
+  w.key("name", c.name);
+  w.key("seed", static_cast<std::int64_t>(c.seed));
+  w.key("output", c.output);
+}
+
+void write_dataset(TomlWriter& w, const ExperimentConfig& c) {
+  w.header("[dataset]");
+  w.key("plugin", c.dataset.plugin);
+  w.key("on_error", c.on_error);
+  w.params(c.dataset.params);
+  for (const AugmentConfig& a : c.augment) {
+    w.header("[[dataset.augment]]");
+    w.key("type", a.type);
+    w.params(a.params);
+  }
+}
+
+void write_component(TomlWriter& w, const std::string& section, const ComponentConfig& component) {
+  w.header("[" + section + "]");
+  w.key("plugin", component.plugin);
+  w.params(component.params);
+}
+
+// Host keys (plugin, init...) first, then the plugin's parameters.
+void write_model(TomlWriter& w, const ExperimentConfig& c) {
+  w.header("[model]");
+  w.key("plugin", c.model.plugin);
+  w.key("init", c.model_init);
+  w.key("init_rename", c.model_init_rename);
+  w.key("init_partial", c.model_init_partial);
+  w.params(c.model.params);
+}
+
+void write_optimizer(TomlWriter& w, const OptimizerConfig& o) {
+  w.header("[optimizer]");
+  w.key("name", o.name);
+  w.key("lr", o.lr);
+  w.key("weight_decay", o.weight_decay);
+  w.key("betas", o.betas);
+  w.key("momentum", o.momentum);
+  w.key("nesterov", o.nesterov);
+}
+
+void write_scheduler(TomlWriter& w, const ExperimentConfig& c) {
+  w.header("[scheduler]");
+  w.key("plugin", c.scheduler.plugin);
+  w.key("warmup_epochs", c.warmup_epochs);
+  w.params(c.scheduler.params);
+}
+
+void write_metrics(TomlWriter& w, const std::vector<MetricConfig>& metrics) {
+  for (const MetricConfig& m : metrics) {
+    w.header("[[metrics]]");
+    w.key("plugin", m.plugin);
+    w.key("name", m.name);
+    w.key("monitor", m.monitor);
+    w.key("mode", std::string(m.maximize ? "max" : "min"));
+    w.params(m.params);
+  }
+}
+
+void write_train(TomlWriter& w, const TrainConfig& t) {
+  w.header("[train]");
+  w.key("epochs", t.epochs);
+  w.key("batch_size", t.batch_size);
+  w.key("device", t.device);
+  w.key("workers", t.workers);
+  w.key("prefetch", t.prefetch);
+  w.key("threads", t.threads);
+  w.key("grad_clip", t.grad_clip);
+  w.key("early_stopping", t.early_stopping);
+  w.key("deterministic", t.deterministic);
+}
+
+void write_cv(TomlWriter& w, const CvConfig& cv) {
+  w.header("[cv]");
+  w.key("mode", cv.mode);
+  w.key("folds", cv.folds);
+  w.key("stratify", cv.stratify);
+  w.key("run_folds", cv.run_folds);
+  w.key("holdout", cv.holdout);
+  w.key("holdout_order", cv.holdout_order);
+}
+
+}  // namespace
+
+const MetricConfig& ExperimentConfig::monitor() const {
+  for (const MetricConfig& m : metrics)
+    if (m.monitor) return m;
+  // Configs built in code may leave the flag unset; the file rule applies: the first.
+  if (metrics.empty()) throw std::logic_error("experiment '" + name + "' has no metrics to monitor");
+  return metrics.front();
+}
+
+std::string ExperimentConfig::resolved_toml() const {
+  TomlWriter w;
+  write_experiment(w, *this);
+  write_dataset(w, *this);
+  write_model(w, *this);
+  write_component(w, "loss", loss);
+  write_optimizer(w, optimizer);
+  write_scheduler(w, *this);
+  write_metrics(w, metrics);
+  write_train(w, train);
+  write_cv(w, cv);
+  return w.text();
+}
+
+std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_toml()), 12); }
+
+}  // namespace chestlab

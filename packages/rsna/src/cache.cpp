@@ -1,0 +1,474 @@
+#include "chestlab/rsna/cache.h"
+
+#include <fcntl.h>
+#include <hdf5.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <stdexcept>
+
+#include "chestlab/errors.h"
+#include "chestlab/imaging/image_ops.h"
+
+namespace fs = std::filesystem;
+
+namespace chestlab::rsna {
+
+// ---- preprocessing ----------------------------------------------------------------------
+
+void RsnaPreprocess::validate() const {
+  if (image_size < 1 || image_size > kMaxDicomDimension)
+    throw std::invalid_argument(
+        fmt::format("image_size must be in 1..{}, got {}", kMaxDicomDimension, image_size));
+  if (!window.empty() && window.size() != 2)
+    throw std::invalid_argument(fmt::format(
+        "window must be [] (min-max normalisation) or [center, width], got {} value(s)", window.size()));
+  if (window.size() == 2 && !(window[1] >= 1.0))
+    throw std::invalid_argument(fmt::format("window width must be >= 1 (DICOM), got {}", window[1]));
+}
+
+std::string RsnaPreprocess::window_text() const {
+  if (window.empty()) return "min-max";
+  return fmt::format("center={} width={}", window[0], window[1]);
+}
+
+PreparedImage preprocess_dicom(const std::string& path, const RsnaPreprocess& params) {
+  DicomReadOptions options;
+  options.multiframe = params.multiframe;
+  if (!params.window.empty()) {
+    options.apply_window = true;
+    options.window_center = params.window[0];
+    options.window_width = params.window[1];
+  }
+  DicomImage dicom = read_dicom(path, options);
+  const cv::Mat unit = params.window.empty() ? normalize_minmax(dicom.pixels) : dicom.pixels;
+  const cv::Mat resized = resize_image(unit, params.image_size, params.image_size);
+  PreparedImage out;
+  // convertTo rounds and saturates, which also clips the slight overshoot of cubic upscaling.
+  resized.convertTo(out.pixels, CV_16U, 65535.0);
+  out.original_rows = dicom.info.rows;
+  out.original_cols = dicom.info.columns;
+  return out;
+}
+
+cv::Mat unit_from_u16(const cv::Mat& pixels) {
+  if (pixels.type() != CV_16UC1) throw std::invalid_argument("unit_from_u16: needs a CV_16UC1 matrix");
+  cv::Mat out;
+  pixels.convertTo(out, CV_32F, 1.0 / 65535.0);
+  return out;
+}
+
+// ---- HDF5 helpers -----------------------------------------------------------------------
+
+namespace {
+
+constexpr const char* kFormatName = "chestlab rsna image cache";
+constexpr const char* kPixelEncoding = "uint16 = round(65535 * value), value in [0, 1]";
+constexpr const char* kImagesGroup = "/images";
+// Deflate level 1 with the shuffle filter: most of the size gain of higher levels at a
+// fraction of their time (reading an entry must stay much cheaper than decoding the JPEG).
+constexpr unsigned kDeflateLevel = 1;
+constexpr std::size_t kFlushEveryWrites = 64;
+constexpr double kFlushEverySeconds = 5.0;
+
+// HDF5 of this build is thread-safe but keeps one global lock; one mutex for every cache
+// object keeps each get/put a single uninterrupted sequence of HDF5 calls.
+std::mutex& hdf5_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// The error stack is per thread in a thread-safe HDF5: silence it in the calling thread.
+void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// Closes an HDF5 id of any kind when it goes out of scope.
+class Id {
+ public:
+  explicit Id(hid_t id = -1) : id_(id) {}
+  ~Id() { reset(); }
+  Id(const Id&) = delete;
+  Id& operator=(const Id&) = delete;
+  Id(Id&& o) noexcept : id_(o.id_) { o.id_ = -1; }
+  Id& operator=(Id&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  void reset() {
+    if (id_ >= 0) {
+      switch (H5Iget_type(id_)) {
+        case H5I_FILE: H5Fclose(id_); break;
+        case H5I_GROUP: H5Gclose(id_); break;
+        case H5I_DATASET: H5Dclose(id_); break;
+        case H5I_DATASPACE: H5Sclose(id_); break;
+        case H5I_DATATYPE: H5Tclose(id_); break;
+        case H5I_ATTR: H5Aclose(id_); break;
+        case H5I_GENPROP_LST: H5Pclose(id_); break;
+        default: break;
+      }
+    }
+    id_ = -1;
+  }
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+
+ private:
+  hid_t id_;
+};
+
+// An HDF5 call failed where the cache's structure is concerned.
+struct CacheBroken : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void write_string_attribute(hid_t object, const char* name, const std::string& value) {
+  Id type(H5Tcopy(H5T_C_S1));
+  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  Id space(H5Screate(H5S_SCALAR));
+  Id attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr.ok() || H5Awrite(attr.get(), type.get(), value.data()) < 0)
+    throw CacheBroken(fmt::format("cannot write attribute {}", name));
+}
+
+void write_int_attribute(hid_t object, const char* name, std::int64_t value) {
+  Id space(H5Screate(H5S_SCALAR));
+  Id attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0)
+    throw CacheBroken(fmt::format("cannot write attribute {}", name));
+}
+
+// nullopt when absent or not a fixed-length string.
+std::optional<std::string> read_string_attribute(hid_t object, const char* name) {
+  if (H5Aexists(object, name) <= 0) return std::nullopt;
+  Id attr(H5Aopen(object, name, H5P_DEFAULT));
+  Id type(H5Aget_type(attr.get()));
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0)
+    return std::nullopt;
+  std::string value(H5Tget_size(type.get()), '\0');
+  Id mem(H5Tcopy(H5T_C_S1));
+  H5Tset_size(mem.get(), value.size());
+  H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
+  if (H5Aread(attr.get(), mem.get(), value.data()) < 0) return std::nullopt;
+  value.resize(std::strlen(value.c_str()));
+  return value;
+}
+
+std::optional<std::int64_t> read_int_attribute(hid_t object, const char* name) {
+  if (H5Aexists(object, name) <= 0) return std::nullopt;
+  Id attr(H5Aopen(object, name, H5P_DEFAULT));
+  Id type(H5Aget_type(attr.get()));
+  if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER) return std::nullopt;
+  std::int64_t value = 0;
+  if (H5Aread(attr.get(), H5T_NATIVE_INT64, &value) < 0) return std::nullopt;
+  return value;
+}
+
+// Patient ids are UUIDs, but any text must map to one link name: '/' separates groups and
+// "." names the group itself, so those (and the escape character) are percent-encoded.
+std::string link_name(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '/' || c == '%' || c == '\0') out += fmt::format("%{:02X}", static_cast<unsigned char>(c));
+    else out += c;
+  }
+  if (out.empty() || out == "." || out == "..") out = "%" + out;
+  return std::string(kImagesGroup) + "/" + out;
+}
+
+struct ExpectedAttributes {
+  std::vector<std::pair<const char*, std::string>> strings;
+  std::vector<std::pair<const char*, std::int64_t>> integers;
+};
+
+ExpectedAttributes expected_attributes(const RsnaPreprocess& p) {
+  return {{{"format", kFormatName},
+           {"window", p.window_text()},
+           {"multiframe", to_string(p.multiframe)},
+           {"pixels", kPixelEncoding}},
+          {{"format_version", kRsnaCacheFormatVersion},
+           {"reader_version", kRsnaReaderVersion},
+           {"image_size", p.image_size}}};
+}
+
+// "" when the file's parameters are the requested ones, else what differs.
+std::string parameter_mismatch(hid_t file, const RsnaPreprocess& p) {
+  std::vector<std::string> diffs;
+  const ExpectedAttributes expected = expected_attributes(p);
+  for (const auto& [name, want] : expected.strings) {
+    const auto have = read_string_attribute(file, name);
+    if (!have) diffs.push_back(fmt::format("{} missing", name));
+    else if (*have != want) diffs.push_back(fmt::format("{} is '{}', wanted '{}'", name, *have, want));
+  }
+  for (const auto& [name, want] : expected.integers) {
+    const auto have = read_int_attribute(file, name);
+    if (!have) diffs.push_back(fmt::format("{} missing", name));
+    else if (*have != want) diffs.push_back(fmt::format("{} is {}, wanted {}", name, *have, want));
+  }
+  std::string out;
+  for (const auto& d : diffs) out += (out.empty() ? "" : "; ") + d;
+  return out;
+}
+
+}  // namespace
+
+// ---- the cache --------------------------------------------------------------------------
+
+struct RsnaImageCache::Handles {
+  int lock_fd = -1;
+  Id file;
+  bool usable = false;
+  std::size_t writes_since_flush = 0;
+  std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
+  std::size_t damaged_entries = 0;
+};
+
+RsnaImageCache::RsnaImageCache(std::string path, RsnaPreprocess params, Log log)
+    : path_(std::move(path)), params_(std::move(params)), log_(std::move(log)), h_(std::make_unique<Handles>()) {
+  params_.validate();
+  if (!log_) log_ = [](const std::string& line) { std::cerr << line << "\n"; };
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  try {
+    open_or_rebuild();
+  } catch (...) {
+    h_->file.reset();
+    if (h_->lock_fd >= 0) ::close(h_->lock_fd);  // no destructor runs for a failed constructor
+    throw;
+  }
+}
+
+RsnaImageCache::~RsnaImageCache() {
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  h_->file.reset();  // closing flushes
+  if (h_->lock_fd >= 0) ::close(h_->lock_fd);  // releases the flock
+}
+
+void RsnaImageCache::open_or_rebuild() {
+  std::error_code ec;
+  const fs::path parent = fs::path(path_).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  const std::string lock_path = path_ + ".lock";
+  h_->lock_fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+  if (h_->lock_fd < 0)
+    throw DataError(path_, fmt::format("cannot create the cache's lock file {}: {}", lock_path, std::strerror(errno)));
+  if (::flock(h_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    disable("another process is using it");
+    return;
+  }
+  if (!fs::exists(path_, ec)) {
+    rebuild("");
+    return;
+  }
+  if (H5Fis_hdf5(path_.c_str()) <= 0) {
+    rebuild("not an HDF5 file");
+    return;
+  }
+  h_->file = Id(H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+  if (!h_->file.ok()) {
+    rebuild("HDF5 cannot open it");
+    return;
+  }
+  const std::string mismatch = parameter_mismatch(h_->file.get(), params_);
+  if (!mismatch.empty()) {
+    rebuild("made with other parameters: " + mismatch);
+    return;
+  }
+  if (H5Lexists(h_->file.get(), kImagesGroup, H5P_DEFAULT) <= 0) {
+    rebuild("it has no /images group");
+    return;
+  }
+  h_->usable = true;
+  outcome_ = "opened";
+}
+
+// Deletes the file and starts an empty one. `reason` empty: there was no file.
+void RsnaImageCache::rebuild(const std::string& reason) {
+  h_->file.reset();
+  h_->usable = false;
+  std::error_code ec;
+  fs::remove(path_, ec);
+  if (!reason.empty()) log_(fmt::format("rsna cache {}: {}; rebuilding it", path_, reason));
+  Id file(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  if (!file.ok()) throw DataError(path_, "cannot create the HDF5 cache file (is the folder writable?)");
+  try {
+    const ExpectedAttributes expected = expected_attributes(params_);
+    for (const auto& [name, value] : expected.strings) write_string_attribute(file.get(), name, value);
+    for (const auto& [name, value] : expected.integers) write_int_attribute(file.get(), name, value);
+    Id group(H5Gcreate2(file.get(), kImagesGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (!group.ok()) throw CacheBroken("cannot create /images");
+  } catch (const CacheBroken& e) {
+    throw DataError(path_, std::string("cannot initialise the cache: ") + e.what());
+  }
+  H5Fflush(file.get(), H5F_SCOPE_LOCAL);
+  h_->file = std::move(file);
+  h_->usable = true;
+  h_->writes_since_flush = 0;
+  outcome_ = reason.empty() ? "created" : "rebuilt (" + reason + ")";
+}
+
+void RsnaImageCache::disable(const std::string& reason) {
+  h_->file.reset();
+  h_->usable = false;
+  outcome_ = "not used (" + reason + ")";
+  log_(fmt::format("rsna cache {}: {}; running without the cache", path_, reason));
+}
+
+std::optional<PreparedImage> RsnaImageCache::get(const std::string& key) {
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  if (!h_->usable) {
+    ++stats_.misses;
+    return std::nullopt;
+  }
+  const std::string name = link_name(key);
+  const htri_t exists = H5Lexists(h_->file.get(), name.c_str(), H5P_DEFAULT);
+  if (exists < 0) {
+    // The index itself is unreadable: nothing in this file can be trusted.
+    try {
+      rebuild("its index is damaged");
+    } catch (const DataError& e) {
+      disable(e.what());
+    }
+    ++stats_.misses;
+    return std::nullopt;
+  }
+  if (exists == 0) {
+    ++stats_.misses;
+    return std::nullopt;
+  }
+  auto drop_damaged = [&](const char* why) -> std::optional<PreparedImage> {
+    if (h_->damaged_entries++ == 0)
+      log_(fmt::format("rsna cache {}: entry {} is damaged ({}); making it again", path_, key, why));
+    H5Ldelete(h_->file.get(), name.c_str(), H5P_DEFAULT);
+    ++stats_.misses;
+    return std::nullopt;
+  };
+  Id dataset(H5Dopen2(h_->file.get(), name.c_str(), H5P_DEFAULT));
+  if (!dataset.ok()) return drop_damaged("cannot open it");
+  Id space(H5Dget_space(dataset.get()));
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space.get()) != 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 ||
+      dims[0] != static_cast<hsize_t>(params_.image_size) || dims[1] != static_cast<hsize_t>(params_.image_size))
+    return drop_damaged("wrong shape");
+  const auto rows = read_int_attribute(dataset.get(), "original_rows");
+  const auto cols = read_int_attribute(dataset.get(), "original_cols");
+  if (!rows || !cols || *rows < 1 || *cols < 1) return drop_damaged("its original size is missing");
+  PreparedImage image;
+  image.pixels.create(params_.image_size, params_.image_size, CV_16UC1);
+  if (H5Dread(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.pixels.data) < 0)
+    return drop_damaged("checksum or read error");
+  image.original_rows = static_cast<int>(*rows);
+  image.original_cols = static_cast<int>(*cols);
+  ++stats_.hits;
+  return image;
+}
+
+void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
+  if (image.pixels.type() != CV_16UC1 || image.pixels.rows != params_.image_size ||
+      image.pixels.cols != params_.image_size || !image.pixels.isContinuous())
+    throw std::invalid_argument(fmt::format("rsna cache: entry {} is not a continuous CV_16UC1 {}x{} matrix", key,
+                                            params_.image_size, params_.image_size));
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  if (!h_->usable) return;
+  const std::string name = link_name(key);
+  try {
+    const htri_t exists = H5Lexists(h_->file.get(), name.c_str(), H5P_DEFAULT);
+    if (exists < 0) throw CacheBroken("its index is damaged");
+    if (exists > 0) return;
+    const hsize_t dims[2] = {static_cast<hsize_t>(params_.image_size), static_cast<hsize_t>(params_.image_size)};
+    Id space(H5Screate_simple(2, dims, nullptr));
+    Id props(H5Pcreate(H5P_DATASET_CREATE));
+    H5Pset_chunk(props.get(), 2, dims);
+    H5Pset_fletcher32(props.get());
+    H5Pset_shuffle(props.get());
+    H5Pset_deflate(props.get(), kDeflateLevel);
+    Id dataset(H5Dcreate2(h_->file.get(), name.c_str(), H5T_STD_U16LE, space.get(), H5P_DEFAULT, props.get(),
+                          H5P_DEFAULT));
+    if (!dataset.ok()) throw CacheBroken("cannot create an entry");
+    if (H5Dwrite(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.pixels.data) < 0)
+      throw CacheBroken("cannot write an entry (disk full?)");
+    // Written last: an entry cut short by a crash lacks them and is made again.
+    write_int_attribute(dataset.get(), "original_rows", image.original_rows);
+    write_int_attribute(dataset.get(), "original_cols", image.original_cols);
+    ++stats_.writes;
+    ++h_->writes_since_flush;
+    maybe_flush();
+  } catch (const CacheBroken& e) {
+    try {
+      rebuild(e.what());
+    } catch (const DataError& again) {
+      disable(again.what());
+    }
+  }
+}
+
+void RsnaImageCache::maybe_flush() {
+  const auto now = std::chrono::steady_clock::now();
+  const double since = std::chrono::duration<double>(now - h_->last_flush).count();
+  if (h_->writes_since_flush < kFlushEveryWrites && since < kFlushEverySeconds) return;
+  H5Fflush(h_->file.get(), H5F_SCOPE_LOCAL);
+  h_->writes_since_flush = 0;
+  h_->last_flush = now;
+}
+
+PreparedImage RsnaImageCache::get_or_make(const std::string& key, const std::function<PreparedImage()>& make) {
+  if (auto hit = get(key)) return std::move(*hit);
+  PreparedImage made = make();
+  put(key, made);
+  return made;
+}
+
+void RsnaImageCache::flush() {
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  if (!h_->usable) return;
+  H5Fflush(h_->file.get(), H5F_SCOPE_LOCAL);
+  h_->writes_since_flush = 0;
+  h_->last_flush = std::chrono::steady_clock::now();
+}
+
+RsnaImageCache::Stats RsnaImageCache::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+std::size_t RsnaImageCache::entries() const {
+  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::lock_guard<std::mutex> lock(mutex_);
+  silence_hdf5();
+  if (!h_->usable) return 0;
+  Id group(H5Gopen2(h_->file.get(), kImagesGroup, H5P_DEFAULT));
+  H5G_info_t info{};
+  if (!group.ok() || H5Gget_info(group.get(), &info) < 0) return 0;
+  return static_cast<std::size_t>(info.nlinks);
+}
+
+bool RsnaImageCache::usable() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return h_->usable;
+}
+
+std::string RsnaImageCache::open_outcome() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return outcome_;
+}
+
+}  // namespace chestlab::rsna
