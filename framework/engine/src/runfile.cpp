@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "chestlab/engine/hdf5.h"
 #include "chestlab/errors.h"
 
 namespace fs = std::filesystem;
@@ -151,8 +152,8 @@ constexpr const char* kTmpSuffix = ".tmp";
 const char* const kHistoryFixed[] = {"epoch", "lr", "train_loss", "val_loss", "seconds"};
 constexpr hsize_t kTableChunkRows = 64;
 
-// HDF5 prints its error stack to stderr by default; we report errors ourselves.
-void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+using hdf5::Handle;
+using hdf5::silence_errors;
 
 herr_t keep_innermost(unsigned, const H5E_error2_t* err, void* data) {
   if (err->desc && *err->desc) *static_cast<std::string*>(data) = err->desc;
@@ -188,61 +189,28 @@ bool check_tri(htri_t value, const std::string& what) {
   return value > 0;
 }
 
-// Owns one HDF5 identifier.
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle() = default;
-  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
-  Handle(Handle&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = -1; }
-  Handle& operator=(Handle&& other) noexcept {
-    std::swap(id_, other.id_);
-    std::swap(close_, other.close_);
-    return *this;
-  }
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() {
-    if (id_ >= 0) close_(id_);
-  }
-  hid_t get() const { return id_; }
-  hid_t release() {
-    hid_t id = id_;
-    id_ = -1;
-    return id;
-  }
-
- private:
-  hid_t id_ = -1;
-  Closer close_ = nullptr;
-};
-
-Handle type_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Tclose}; }
-Handle space_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Sclose}; }
-Handle group_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Gclose}; }
-Handle dataset_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Dclose}; }
-Handle attr_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Aclose}; }
-Handle plist_handle(hid_t id, const std::string& what) { return {check_id(id, what), H5Pclose}; }
+// `id` owned, or the failure of the call that made it as an exception.
+Handle owned(hid_t id, const std::string& what) { return Handle(check_id(id, what)); }
 
 Handle utf8_string_type() {
-  Handle t = type_handle(H5Tcopy(H5T_C_S1), "copy string type");
+  Handle t = owned(H5Tcopy(H5T_C_S1), "copy string type");
   check(H5Tset_size(t.get(), H5T_VARIABLE), "make string type variable-length");
   check(H5Tset_cset(t.get(), H5T_CSET_UTF8), "set UTF-8");
   return t;
 }
 
-Handle scalar_space() { return space_handle(H5Screate(H5S_SCALAR), "create scalar dataspace"); }
+Handle scalar_space() { return owned(H5Screate(H5S_SCALAR), "create scalar dataspace"); }
 
 Handle simple_space(const std::vector<hsize_t>& dims, const std::vector<hsize_t>* maxdims = nullptr) {
   if (dims.empty()) return scalar_space();
-  return space_handle(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
+  return owned(H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
                                        maxdims ? maxdims->data() : nullptr),
                       "create dataspace");
 }
 
 // Files stay readable by HDF5 1.8 and later (h5py 3.x included); objects close with the file.
 Handle file_access_plist() {
-  Handle fapl = plist_handle(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
+  Handle fapl = owned(H5Pcreate(H5P_FILE_ACCESS), "create file access list");
   check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_EARLIEST, H5F_LIBVER_V18), "set format bounds");
   check(H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG), "set close degree");
   return fapl;
@@ -250,13 +218,12 @@ Handle file_access_plist() {
 
 Handle create_file(const std::string& path) {
   Handle fapl = file_access_plist();
-  return {check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "create " + path),
-          H5Fclose};
+  return owned(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "create " + path);
 }
 
 Handle open_file(const std::string& path, unsigned flags) {
   Handle fapl = file_access_plist();
-  return {check_id(H5Fopen(path.c_str(), flags, fapl.get()), "open " + path), H5Fclose};
+  return owned(H5Fopen(path.c_str(), flags, fapl.get()), "open " + path);
 }
 
 void close_file(Handle& file) { check(H5Fclose(file.release()), "close (flush) the file"); }
@@ -266,20 +233,20 @@ bool link_exists(hid_t loc, const std::string& path) {
 }
 
 Handle open_group(hid_t loc, const std::string& name) {
-  return group_handle(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), "open group " + name);
+  return owned(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), "open group " + name);
 }
 
 // Groups remember the order links were made in, so weights read back in state_dict order.
 Handle create_group(hid_t loc, const std::string& name) {
-  Handle gcpl = plist_handle(H5Pcreate(H5P_GROUP_CREATE), "create group property list");
+  Handle gcpl = owned(H5Pcreate(H5P_GROUP_CREATE), "create group property list");
   check(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
         "track link order");
-  return group_handle(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT),
+  return owned(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT),
                       "create group " + name);
 }
 
 Handle open_dataset(hid_t loc, const std::string& name) {
-  return dataset_handle(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), "open dataset " + name);
+  return owned(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), "open dataset " + name);
 }
 
 void delete_link(hid_t loc, const std::string& name) {
@@ -290,7 +257,7 @@ void delete_link(hid_t loc, const std::string& name) {
 std::vector<std::string> link_names(hid_t group) {
   H5G_info_t info;
   check(H5Gget_info(group, &info), "list group");
-  Handle gcpl = plist_handle(H5Gget_create_plist(group), "read group properties");
+  Handle gcpl = owned(H5Gget_create_plist(group), "read group properties");
   unsigned order_flags = 0;
   check(H5Pget_link_creation_order(gcpl.get(), &order_flags), "read link order");
   const H5_index_t index = (order_flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
@@ -324,7 +291,7 @@ std::string read_scalar_string(hid_t ftype, const std::string& what, ReadFn read
     return value;
   }
   std::size_t size = H5Tget_size(ftype);
-  Handle memtype = type_handle(H5Tcopy(ftype), "copy string type");
+  Handle memtype = owned(H5Tcopy(ftype), "copy string type");
   std::string value(size, '\0');
   check(read(memtype.get(), value.data()), "read " + what);
   value.resize(std::strlen(value.c_str()));
@@ -335,7 +302,7 @@ void write_attr(hid_t obj, const std::string& name, hid_t type, const void* valu
   if (check_tri(H5Aexists(obj, name.c_str()), "look up attribute " + name))
     check(H5Adelete(obj, name.c_str()), "replace attribute " + name);
   Handle space = scalar_space();
-  Handle attr = attr_handle(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+  Handle attr = owned(H5Acreate2(obj, name.c_str(), type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                             "create attribute " + name);
   check(H5Awrite(attr.get(), type, value), "write attribute " + name);
 }
@@ -360,12 +327,12 @@ bool has_attr(hid_t obj, const std::string& name) {
 
 Handle open_attr(hid_t obj, const std::string& name) {
   if (!has_attr(obj, name)) invalid("missing attribute '" + name + "'");
-  return attr_handle(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "open attribute " + name);
+  return owned(H5Aopen(obj, name.c_str(), H5P_DEFAULT), "open attribute " + name);
 }
 
 std::string read_attr_string(hid_t obj, const std::string& name) {
   Handle attr = open_attr(obj, name);
-  Handle ftype = type_handle(H5Aget_type(attr.get()), "read type of attribute " + name);
+  Handle ftype = owned(H5Aget_type(attr.get()), "read type of attribute " + name);
   return read_scalar_string(ftype.get(), "attribute '" + name + "'",
                             [&](hid_t memtype, void* buf) { return H5Aread(attr.get(), memtype, buf); });
 }
@@ -373,7 +340,7 @@ std::string read_attr_string(hid_t obj, const std::string& name) {
 template <typename T>
 T read_attr_number(hid_t obj, const std::string& name, hid_t memtype, bool integer_only) {
   Handle attr = open_attr(obj, name);
-  Handle ftype = type_handle(H5Aget_type(attr.get()), "read type of attribute " + name);
+  Handle ftype = owned(H5Aget_type(attr.get()), "read type of attribute " + name);
   H5T_class_t cls = H5Tget_class(ftype.get());
   if (cls != H5T_INTEGER && (integer_only || cls != H5T_FLOAT))
     invalid(fmt::format("attribute '{}' is not {}", name, integer_only ? "an integer" : "a number"));
@@ -393,7 +360,7 @@ double read_attr_double(hid_t obj, const std::string& name) {
 void write_string_dataset(hid_t loc, const std::string& name, const std::string& value) {
   Handle type = utf8_string_type();
   Handle space = scalar_space();
-  Handle dset = dataset_handle(
+  Handle dset = owned(
       H5Dcreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       "create dataset " + name);
   const char* text = value.c_str();
@@ -402,7 +369,7 @@ void write_string_dataset(hid_t loc, const std::string& name, const std::string&
 
 std::string read_string_dataset(hid_t loc, const std::string& name) {
   Handle dset = open_dataset(loc, name);
-  Handle ftype = type_handle(H5Dget_type(dset.get()), "read type of " + name);
+  Handle ftype = owned(H5Dget_type(dset.get()), "read type of " + name);
   return read_scalar_string(ftype.get(), "dataset '" + name + "'", [&](hid_t memtype, void* buf) {
     return H5Dread(dset.get(), memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
   });
@@ -413,7 +380,7 @@ std::string read_string_dataset(hid_t loc, const std::string& name) {
 void write_string_list(hid_t loc, const std::string& name, const std::vector<std::string>& values) {
   Handle type = utf8_string_type();
   Handle space = simple_space({values.size()});
-  Handle dset = dataset_handle(
+  Handle dset = owned(
       H5Dcreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       "create dataset " + name);
   if (values.empty()) return;
@@ -424,7 +391,7 @@ void write_string_list(hid_t loc, const std::string& name, const std::vector<std
 }
 
 hsize_t element_count(hid_t dset, const std::string& name) {
-  Handle space = space_handle(H5Dget_space(dset), "read shape of " + name);
+  Handle space = owned(H5Dget_space(dset), "read shape of " + name);
   hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) fail("read shape of " + name);
   return static_cast<hsize_t>(n);
@@ -432,7 +399,7 @@ hsize_t element_count(hid_t dset, const std::string& name) {
 
 std::vector<std::string> read_string_list(hid_t loc, const std::string& name) {
   Handle dset = open_dataset(loc, name);
-  Handle ftype = type_handle(H5Dget_type(dset.get()), "read type of " + name);
+  Handle ftype = owned(H5Dget_type(dset.get()), "read type of " + name);
   if (H5Tget_class(ftype.get()) != H5T_STRING || !check_tri(H5Tis_variable_str(ftype.get()), name))
     invalid("dataset '" + name + "' is not a list of variable-length strings");
   const hsize_t n = element_count(dset.get(), name);
@@ -459,7 +426,7 @@ using Row = std::vector<Cell>;
 
 // Fields sit at 8-byte offsets; the same layout serves memory and file.
 Handle table_type(const std::vector<Column>& columns) {
-  Handle type = type_handle(H5Tcreate(H5T_COMPOUND, 8 * columns.size()), "create table type");
+  Handle type = owned(H5Tcreate(H5T_COMPOUND, 8 * columns.size()), "create table type");
   Handle str = utf8_string_type();
   for (std::size_t i = 0; i < columns.size(); ++i) {
     const Column& c = columns[i];
@@ -473,9 +440,9 @@ Handle create_table(hid_t loc, const std::string& name, const std::vector<Column
   Handle type = table_type(columns);
   std::vector<hsize_t> maxdims{H5S_UNLIMITED};
   Handle space = simple_space({0}, &maxdims);
-  Handle dcpl = plist_handle(H5Pcreate(H5P_DATASET_CREATE), "create dataset property list");
+  Handle dcpl = owned(H5Pcreate(H5P_DATASET_CREATE), "create dataset property list");
   check(H5Pset_chunk(dcpl.get(), 1, &kTableChunkRows), "set chunk size");
-  return dataset_handle(
+  return owned(
       H5Dcreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
       "create table " + name);
 }
@@ -506,7 +473,7 @@ void append_rows(hid_t dset, const std::string& name, const std::vector<Column>&
   const hsize_t count = rows.size();
   const hsize_t new_size = old_size + count;
   check(H5Dset_extent(dset, &new_size), "extend " + name);
-  Handle file_space = space_handle(H5Dget_space(dset), "read shape of " + name);
+  Handle file_space = owned(H5Dget_space(dset), "read shape of " + name);
   check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &old_size, nullptr, &count, nullptr),
         "select rows of " + name);
   Handle mem_space = simple_space({count});
@@ -517,7 +484,7 @@ void append_rows(hid_t dset, const std::string& name, const std::vector<Column>&
 }
 
 std::vector<Column> table_columns(hid_t dset, const std::string& name) {
-  Handle ftype = type_handle(H5Dget_type(dset), "read type of " + name);
+  Handle ftype = owned(H5Dget_type(dset), "read type of " + name);
   if (H5Tget_class(ftype.get()) != H5T_COMPOUND) invalid("dataset '" + name + "' is not a table");
   int n = H5Tget_nmembers(ftype.get());
   if (n < 0) fail("read columns of " + name);
@@ -710,7 +677,7 @@ std::vector<HistoryRow> read_history(hid_t fold, std::vector<std::string>& metri
 
 NamedArray read_weight(hid_t group, const std::string& name, LoadWeights load) {
   Handle dset = open_dataset(group, name);
-  Handle space = space_handle(H5Dget_space(dset.get()), "read shape of " + name);
+  Handle space = owned(H5Dget_space(dset.get()), "read shape of " + name);
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) fail("read shape of " + name);
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
@@ -821,9 +788,9 @@ void validate_array(const NamedArray& a) {
 std::vector<hsize_t> dims_of(const NamedArray& a) { return {a.shape.begin(), a.shape.end()}; }
 
 bool same_float_shape(hid_t dset, const NamedArray& a) {
-  Handle type = type_handle(H5Dget_type(dset), "read type of " + a.name);
+  Handle type = owned(H5Dget_type(dset), "read type of " + a.name);
   if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != 4) return false;
-  Handle space = space_handle(H5Dget_space(dset), "read shape of " + a.name);
+  Handle space = owned(H5Dget_space(dset), "read shape of " + a.name);
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank != static_cast<int>(a.shape.size())) return false;
   std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
@@ -844,7 +811,7 @@ void write_weight(hid_t group, const NamedArray& a) {
   }
   if (dset.get() < 0) {
     Handle space = simple_space(dims_of(a));
-    dset = dataset_handle(H5Dcreate2(group, a.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
+    dset = owned(H5Dcreate2(group, a.name.c_str(), H5T_IEEE_F32LE, space.get(), H5P_DEFAULT,
                                      H5P_DEFAULT, H5P_DEFAULT),
                           "create weights " + a.name);
   }
@@ -896,7 +863,7 @@ void remove_quietly(const std::string& path) {
 template <typename Fn>
 void with_path(const std::string& path, Fn body) {
   try {
-    silence_hdf5();
+    silence_errors();
     body();
   } catch (const DataError&) {
     throw;
@@ -913,7 +880,7 @@ void require_run_file(hid_t file) {
 Handle open_run_for_reading(const std::string& path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw DataError(path, "no such file");
-  silence_hdf5();
+  silence_errors();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw DataError(path, "not an HDF5 file");
   try {
     Handle file = open_file(path, H5F_ACC_RDONLY);
@@ -1141,19 +1108,19 @@ hsize_t blob_chunk(hsize_t size) {
 }
 
 bool is_resizable_bytes(hid_t dset, const std::string& name) {
-  Handle type = type_handle(H5Dget_type(dset), "read type of " + name);
+  Handle type = owned(H5Dget_type(dset), "read type of " + name);
   if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1) return false;
-  Handle dcpl = plist_handle(H5Dget_create_plist(dset), "read storage of " + name);
+  Handle dcpl = owned(H5Dget_create_plist(dset), "read storage of " + name);
   return H5Pget_layout(dcpl.get()) == H5D_CHUNKED;
 }
 
 Handle create_bytes(hid_t group, const std::string& name, hsize_t size) {
   std::vector<hsize_t> maxdims{H5S_UNLIMITED};
   Handle space = simple_space({size}, &maxdims);
-  Handle dcpl = plist_handle(H5Pcreate(H5P_DATASET_CREATE), "create dataset property list");
+  Handle dcpl = owned(H5Pcreate(H5P_DATASET_CREATE), "create dataset property list");
   const hsize_t chunk = blob_chunk(size);
   check(H5Pset_chunk(dcpl.get(), 1, &chunk), "set chunk size");
-  return dataset_handle(
+  return owned(
       H5Dcreate2(group, name.c_str(), H5T_STD_U8LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
       "create dataset " + name);
 }

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "chestlab/engine/hdf5.h"
 #include "chestlab/errors.h"
 #include "chestlab/imaging/image_ops.h"
 
@@ -85,46 +86,10 @@ std::mutex& hdf5_mutex() {
   return m;
 }
 
-// The error stack is per thread in a thread-safe HDF5: silence it in the calling thread.
-void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
-
-// Closes an HDF5 id of any kind when it goes out of scope.
-class Id {
- public:
-  explicit Id(hid_t id = -1) : id_(id) {}
-  ~Id() { reset(); }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  Id(Id&& o) noexcept : id_(o.id_) { o.id_ = -1; }
-  Id& operator=(Id&& o) noexcept {
-    if (this != &o) {
-      reset();
-      id_ = o.id_;
-      o.id_ = -1;
-    }
-    return *this;
-  }
-  void reset() {
-    if (id_ >= 0) {
-      switch (H5Iget_type(id_)) {
-        case H5I_FILE: H5Fclose(id_); break;
-        case H5I_GROUP: H5Gclose(id_); break;
-        case H5I_DATASET: H5Dclose(id_); break;
-        case H5I_DATASPACE: H5Sclose(id_); break;
-        case H5I_DATATYPE: H5Tclose(id_); break;
-        case H5I_ATTR: H5Aclose(id_); break;
-        case H5I_GENPROP_LST: H5Pclose(id_); break;
-        default: break;
-      }
-    }
-    id_ = -1;
-  }
-  hid_t get() const { return id_; }
-  bool ok() const { return id_ >= 0; }
-
- private:
-  hid_t id_;
-};
+using hdf5::Handle;
+// The error stack is per thread in a thread-safe HDF5: every entry point silences it in the
+// thread that calls it.
+using hdf5::silence_errors;
 
 // An HDF5 call failed where the cache's structure is concerned.
 struct CacheBroken : std::runtime_error {
@@ -132,18 +97,18 @@ struct CacheBroken : std::runtime_error {
 };
 
 void write_string_attribute(hid_t object, const char* name, const std::string& value) {
-  Id type(H5Tcopy(H5T_C_S1));
+  Handle type(H5Tcopy(H5T_C_S1));
   H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
   H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-  Id space(H5Screate(H5S_SCALAR));
-  Id attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Handle space(H5Screate(H5S_SCALAR));
+  Handle attr(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT));
   if (!attr.ok() || H5Awrite(attr.get(), type.get(), value.data()) < 0)
     throw CacheBroken(fmt::format("cannot write attribute {}", name));
 }
 
 void write_int_attribute(hid_t object, const char* name, std::int64_t value) {
-  Id space(H5Screate(H5S_SCALAR));
-  Id attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
+  Handle space(H5Screate(H5S_SCALAR));
+  Handle attr(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT));
   if (!attr.ok() || H5Awrite(attr.get(), H5T_NATIVE_INT64, &value) < 0)
     throw CacheBroken(fmt::format("cannot write attribute {}", name));
 }
@@ -151,12 +116,12 @@ void write_int_attribute(hid_t object, const char* name, std::int64_t value) {
 // nullopt when absent or not a fixed-length string.
 std::optional<std::string> read_string_attribute(hid_t object, const char* name) {
   if (H5Aexists(object, name) <= 0) return std::nullopt;
-  Id attr(H5Aopen(object, name, H5P_DEFAULT));
-  Id type(H5Aget_type(attr.get()));
+  Handle attr(H5Aopen(object, name, H5P_DEFAULT));
+  Handle type(H5Aget_type(attr.get()));
   if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0)
     return std::nullopt;
   std::string value(H5Tget_size(type.get()), '\0');
-  Id mem(H5Tcopy(H5T_C_S1));
+  Handle mem(H5Tcopy(H5T_C_S1));
   H5Tset_size(mem.get(), value.size());
   H5Tset_strpad(mem.get(), H5T_STR_NULLPAD);
   if (H5Aread(attr.get(), mem.get(), value.data()) < 0) return std::nullopt;
@@ -166,8 +131,8 @@ std::optional<std::string> read_string_attribute(hid_t object, const char* name)
 
 std::optional<std::int64_t> read_int_attribute(hid_t object, const char* name) {
   if (H5Aexists(object, name) <= 0) return std::nullopt;
-  Id attr(H5Aopen(object, name, H5P_DEFAULT));
-  Id type(H5Aget_type(attr.get()));
+  Handle attr(H5Aopen(object, name, H5P_DEFAULT));
+  Handle type(H5Aget_type(attr.get()));
   if (!type.ok() || H5Tget_class(type.get()) != H5T_INTEGER) return std::nullopt;
   std::int64_t value = 0;
   if (H5Aread(attr.get(), H5T_NATIVE_INT64, &value) < 0) return std::nullopt;
@@ -226,7 +191,7 @@ std::string parameter_mismatch(hid_t file, const RsnaPreprocess& p) {
 
 struct RsnaImageCache::Handles {
   int lock_fd = -1;
-  Id file;
+  Handle file;
   bool usable = false;
   std::size_t writes_since_flush = 0;
   std::chrono::steady_clock::time_point last_flush = std::chrono::steady_clock::now();
@@ -239,7 +204,7 @@ RsnaImageCache::RsnaImageCache(std::string path, RsnaPreprocess params, Log log)
   if (!log_) log_ = [](const std::string& line) { std::cerr << line << "\n"; };
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   try {
     open_or_rebuild();
   } catch (...) {
@@ -252,7 +217,7 @@ RsnaImageCache::RsnaImageCache(std::string path, RsnaPreprocess params, Log log)
 RsnaImageCache::~RsnaImageCache() {
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   h_->file.reset();  // closing flushes
   if (h_->lock_fd >= 0) ::close(h_->lock_fd);  // releases the flock
 }
@@ -277,7 +242,7 @@ void RsnaImageCache::open_or_rebuild() {
     rebuild("not an HDF5 file");
     return;
   }
-  h_->file = Id(H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+  h_->file = Handle(H5Fopen(path_.c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
   if (!h_->file.ok()) {
     rebuild("HDF5 cannot open it");
     return;
@@ -302,13 +267,13 @@ void RsnaImageCache::rebuild(const std::string& reason) {
   std::error_code ec;
   fs::remove(path_, ec);
   if (!reason.empty()) log_(fmt::format("rsna cache {}: {}; rebuilding it", path_, reason));
-  Id file(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+  Handle file(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   if (!file.ok()) throw DataError(path_, "cannot create the HDF5 cache file (is the folder writable?)");
   try {
     const ExpectedAttributes expected = expected_attributes(params_);
     for (const auto& [name, value] : expected.strings) write_string_attribute(file.get(), name, value);
     for (const auto& [name, value] : expected.integers) write_int_attribute(file.get(), name, value);
-    Id group(H5Gcreate2(file.get(), kImagesGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    Handle group(H5Gcreate2(file.get(), kImagesGroup, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
     if (!group.ok()) throw CacheBroken("cannot create /images");
   } catch (const CacheBroken& e) {
     throw DataError(path_, std::string("cannot initialise the cache: ") + e.what());
@@ -330,7 +295,7 @@ void RsnaImageCache::disable(const std::string& reason) {
 std::optional<PreparedImage> RsnaImageCache::get(const std::string& key) {
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   if (!h_->usable) {
     ++stats_.misses;
     return std::nullopt;
@@ -358,9 +323,9 @@ std::optional<PreparedImage> RsnaImageCache::get(const std::string& key) {
     ++stats_.misses;
     return std::nullopt;
   };
-  Id dataset(H5Dopen2(h_->file.get(), name.c_str(), H5P_DEFAULT));
+  Handle dataset(H5Dopen2(h_->file.get(), name.c_str(), H5P_DEFAULT));
   if (!dataset.ok()) return drop_damaged("cannot open it");
-  Id space(H5Dget_space(dataset.get()));
+  Handle space(H5Dget_space(dataset.get()));
   hsize_t dims[2] = {0, 0};
   if (H5Sget_simple_extent_ndims(space.get()) != 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 ||
       dims[0] != static_cast<hsize_t>(params_.image_size) || dims[1] != static_cast<hsize_t>(params_.image_size))
@@ -385,7 +350,7 @@ void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
                                             params_.image_size, params_.image_size));
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   if (!h_->usable) return;
   const std::string name = link_name(key);
   try {
@@ -393,13 +358,13 @@ void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
     if (exists < 0) throw CacheBroken("its index is damaged");
     if (exists > 0) return;
     const hsize_t dims[2] = {static_cast<hsize_t>(params_.image_size), static_cast<hsize_t>(params_.image_size)};
-    Id space(H5Screate_simple(2, dims, nullptr));
-    Id props(H5Pcreate(H5P_DATASET_CREATE));
+    Handle space(H5Screate_simple(2, dims, nullptr));
+    Handle props(H5Pcreate(H5P_DATASET_CREATE));
     H5Pset_chunk(props.get(), 2, dims);
     H5Pset_fletcher32(props.get());
     H5Pset_shuffle(props.get());
     H5Pset_deflate(props.get(), kDeflateLevel);
-    Id dataset(H5Dcreate2(h_->file.get(), name.c_str(), H5T_STD_U16LE, space.get(), H5P_DEFAULT, props.get(),
+    Handle dataset(H5Dcreate2(h_->file.get(), name.c_str(), H5T_STD_U16LE, space.get(), H5P_DEFAULT, props.get(),
                           H5P_DEFAULT));
     if (!dataset.ok()) throw CacheBroken("cannot create an entry");
     if (H5Dwrite(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.pixels.data) < 0)
@@ -438,7 +403,7 @@ PreparedImage RsnaImageCache::get_or_make(const std::string& key, const std::fun
 void RsnaImageCache::flush() {
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   if (!h_->usable) return;
   H5Fflush(h_->file.get(), H5F_SCOPE_LOCAL);
   h_->writes_since_flush = 0;
@@ -453,9 +418,9 @@ RsnaImageCache::Stats RsnaImageCache::stats() const {
 std::size_t RsnaImageCache::entries() const {
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_hdf5();
+  silence_errors();
   if (!h_->usable) return 0;
-  Id group(H5Gopen2(h_->file.get(), kImagesGroup, H5P_DEFAULT));
+  Handle group(H5Gopen2(h_->file.get(), kImagesGroup, H5P_DEFAULT));
   H5G_info_t info{};
   if (!group.ok() || H5Gget_info(group.get(), &info) < 0) return 0;
   return static_cast<std::size_t>(info.nlinks);
