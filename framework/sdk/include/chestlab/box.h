@@ -1,3 +1,4 @@
+// Boxes as plain data (no LibTorch): the labels, metrics and submissions of box tasks.
 // An axis-aligned box in image pixels: top-left corner (x, y), width w, height h, as the
 // RSNA label and submission files write them. Torch-free, header-only.
 #pragma once
@@ -15,6 +16,12 @@ struct Box {
   double right() const { return x + w; }
   double bottom() const { return y + h; }
   double area() const { return w * h; }
+};
+
+// A predicted box with its confidence in [0, 1].
+struct ScoredBox {
+  double score = 0.0;
+  Box box;
 };
 
 inline bool operator==(const Box& a, const Box& b) {

@@ -6,7 +6,7 @@
 #include <optional>
 #include <vector>
 
-#include "chestlab/rsna/metric.h"  // ScoredBox
+#include "chestlab/box.h"
 
 namespace cv {
 class Mat;

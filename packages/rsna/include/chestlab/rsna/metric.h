@@ -24,11 +24,6 @@ namespace chestlab {
 
 // A predicted box and its confidence: what detectors and boxes_from_mask() produce and
 // what submission files hold.
-struct ScoredBox {
-  double score = 0.0;
-  Box box;
-};
-
 namespace rsna {
 
 constexpr std::size_t kThresholdCount = 8;
