@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "chestlab/errors.h"
+#include "chestlab/paths.h"
 #include "chestlab/rsna/explore.h"
 #include "cli.h"
 #include "command.h"
@@ -24,11 +25,6 @@ constexpr const char* kUsage =
     "image, where boxes lie, box widths and heights and k-means clusters of their sizes,\n"
     "class balance, and age / sex / view position when dataset.headers is set. Writes one\n"
     "figure per statistic and DIR/summary.md with the numbers.\n\n";
-
-std::string resolve(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || fs::path(path).is_absolute()) return path;
-  return (fs::path(base_dir) / path).lexically_normal().string();
-}
 
 int run_explore(const std::vector<std::string>& args) {
   po::options_description options("options");
@@ -68,9 +64,9 @@ int run_explore(const std::vector<std::string>& args) {
                                   "not \"rsna_pneumonia\"",
                                   config.source_file, config.dataset.plugin));
   const Params& p = config.dataset.params;
-  RsnaLabels labels = read_rsna_labels(resolve(p.str("labels"), config.base_dir),
-                                       resolve(p.str("class_info"), config.base_dir),
-                                       resolve(p.str("headers"), config.base_dir));
+  RsnaLabels labels = read_rsna_labels(resolve_path(p.str("labels"), config.base_dir),
+                                       resolve_path(p.str("class_info"), config.base_dir),
+                                       resolve_path(p.str("headers"), config.base_dir));
   for (const auto& w : labels.warnings) std::cerr << "warning: " << w << "\n";
   const auto limit = static_cast<std::size_t>(p.integer("limit"));
   if (limit > 0 && labels.patients.size() > limit) labels.patients.resize(limit);
@@ -80,7 +76,7 @@ int run_explore(const std::vector<std::string>& args) {
   o.grid = grid;
   o.seed = vm.count("seed") ? vm["seed"].as<std::uint64_t>() : static_cast<std::uint64_t>(config.seed);
   o.title = fmt::format("Labels of experiment \"{}\" ({})", config.name, p.str("labels"));
-  o.format = format == "png" ? plot::ImageFormat::Png : plot::ImageFormat::Svg;
+  o.svg = format == "svg";
   const RsnaExploreStats stats = explore_rsna(labels.patients, o);
   const std::string out = vm["out"].as<std::string>();
   const auto files = write_rsna_explore(labels.patients, stats, out, o);

@@ -13,6 +13,7 @@
 #include <opencv2/core.hpp>
 
 #include "chestlab/errors.h"
+#include "chestlab/report/plot.h"
 
 namespace fs = std::filesystem;
 
@@ -233,7 +234,7 @@ std::vector<std::string> write_rsna_explore(const std::vector<RsnaPatient>& pati
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw DataError(dir, "cannot create the folder: " + ec.message());
-  const std::string ext = options.format == plot::ImageFormat::Png ? ".png" : ".svg";
+  const std::string ext = options.svg ? ".svg" : ".png";
   std::vector<std::string> written;
   auto save = [&](const plot::Chart& chart, const std::string& stem, plot::Size size = {800, 500}) {
     plot::save_chart(chart, (fs::path(dir) / (stem + ext)).string(), size);

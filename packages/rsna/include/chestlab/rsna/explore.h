@@ -1,7 +1,8 @@
 // Statistics of the RSNA label tables, as the public notebooks draw them (`chestlab explore`):
 // boxes per image, where boxes lie, their widths, heights and k-means size clusters, class
 // balance, and age / sex / view position from the DICOM header table. Needs no images.
-// Torch-free; figures through chestlab/report/plot.h.
+// Torch-free; figures drawn through the report library's plots (an implementation detail:
+// this header does not expose them, so plugins can use the package without the report).
 #pragma once
 
 #include <cstddef>
@@ -9,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "chestlab/report/plot.h"
 #include "chestlab/rsna/labels.h"
 
 namespace chestlab {
@@ -20,7 +20,7 @@ struct RsnaExploreOptions {
   int grid = 64;               // heatmap cells per side
   double image_side = 1024;    // side of the images the box coordinates refer to
   std::string title = "RSNA labels";
-  plot::ImageFormat format = plot::ImageFormat::Png;
+  bool svg = false;            // figures as SVG instead of PNG
 };
 
 // Patients (and how many of them are positive, Target 1) per value of a category.
