@@ -37,18 +37,13 @@ ComponentInfo lung_ct_info() {
   return info;
 }
 
-std::string resolve(const std::string& path, const std::string& base_dir) {
-  namespace fs = std::filesystem;
-  return base_dir.empty() || fs::path(path).is_absolute() ? path : (fs::path(base_dir) / path).lexically_normal().string();
-}
-
 }  // namespace
 
 CHESTLAB_PLUGIN(registrar) {
   registrar.add_dataset(lung_ct_info(), [](const Params& p, const DatasetContext& context) {
     lung_ct::LungCtOptions o;
-    o.images_dir = resolve(p.str("images"), context.base_dir);
-    o.masks_dir = resolve(p.str("masks"), context.base_dir);
+    o.images_dir = context.resolve(p.str("images"));
+    o.masks_dir = context.resolve(p.str("masks"));
     o.image_size = static_cast<int>(p.integer("image_size"));
     o.window = p.reals("window");
     o.interpolation = p.str("interpolation") == "area" ? lung_ct::Interpolation::Area : lung_ct::Interpolation::Lanczos4;
