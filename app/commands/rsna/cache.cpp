@@ -3,15 +3,15 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
-#include <thread>
+#include <numeric>
 
 #include "chestlab/errors.h"
+#include "chestlab/host/loader.h"
 #include "chestlab/host/registry.h"
+#include "chestlab/paths.h"
 #include "cli.h"
 #include "command.h"
 
@@ -28,38 +28,6 @@ constexpr const char* kUsage =
     "An unreadable image stops the command, or is reported and skipped with\n"
     "dataset.on_error = \"skip\".\n\n";
 
-struct Counts {
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::size_t> done{0};
-  std::atomic<bool> stop{false};
-  std::mutex mutex;
-  std::vector<std::string> skipped;  // "<file>: <reason>"
-  std::exception_ptr error;
-};
-
-void read_samples(const Dataset& dataset, bool skip_bad, Counts& counts) {
-  while (!counts.stop) {
-    const std::size_t i = counts.next++;
-    if (i >= dataset.size()) return;
-    try {
-      dataset.get(i);
-    } catch (const DataError& e) {
-      std::lock_guard<std::mutex> lock(counts.mutex);
-      if (skip_bad) {
-        counts.skipped.push_back(e.what());
-      } else if (!counts.error) {
-        counts.error = std::current_exception();
-        counts.stop = true;
-      }
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(counts.mutex);
-      if (!counts.error) counts.error = std::current_exception();
-      counts.stop = true;
-    }
-    ++counts.done;
-  }
-}
-
 // The cache parameter of the experiment's dataset, resolved like the dataset resolves it.
 std::string cache_path_of(const ExperimentConfig& config) {
   if (!config.dataset.params.has("cache"))
@@ -70,7 +38,7 @@ std::string cache_path_of(const ExperimentConfig& config) {
     throw ConfigError(fmt::format("{}: dataset.cache is empty: set it in the file or with --set "
                                   "dataset.cache=\"path/to/cache.h5\"",
                                   config.source_file));
-  return fs::path(cache).is_absolute() ? cache : (fs::path(config.base_dir) / cache).lexically_normal().string();
+  return resolve_path(cache, config.base_dir);
 }
 
 int run_cache(const std::vector<std::string>& args) {
@@ -99,28 +67,38 @@ int run_cache(const std::vector<std::string>& args) {
   const std::size_t total = dataset->size();
   std::cout << fmt::format("{}: {} samples of dataset \"{}\" into {}\n", config.source_file, total,
                            config.dataset.plugin, cache_path);
-  Counts counts;
-  std::vector<std::thread> threads;
-  const bool skip_bad = config.on_error == "skip";
-  for (int t = 0; t < vm["threads"].as<int>(); ++t)
-    threads.emplace_back([&] { read_samples(*dataset, skip_bad, counts); });
+  // The loader's workers read every sample once, in order; the batches are dropped.
+  LoaderOptions loading;
+  loading.batch_size = 1;
+  loading.workers = static_cast<std::size_t>(vm["threads"].as<int>());
+  loading.prefetch = 2 * loading.workers;
+  loading.shuffle = false;
+  loading.skip_bad_samples = config.on_error == "skip";
+  std::vector<std::size_t> order(total);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::vector<SkippedSample> skipped;
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  while (counts.done < total && !counts.stop) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    const double s = elapsed();
-    std::cout << fmt::format("\r{}/{} samples, {:.0f} s, {:.1f}/s", counts.done.load(), total, s,
-                             s > 0 ? counts.done / s : 0.0)
-              << std::flush;
+  {
+    BatchLoader loader(dataset, std::move(order), nullptr, loading);
+    std::size_t done = 0;
+    double shown = 0;
+    while (loader.next()) {
+      ++done;
+      const double s = elapsed();
+      if (s - shown < 0.5 && done < loader.batches()) continue;
+      shown = s;
+      std::cout << fmt::format("\r{}/{} samples, {:.0f} s, {:.1f}/s", done, total, s, s > 0 ? done / s : 0.0)
+                << std::flush;
+    }
+    skipped = loader.skipped();
   }
-  for (auto& t : threads) t.join();
   std::cout << "\n";
   dataset.reset();  // closes (and flushes) the cache
-  if (counts.error) std::rethrow_exception(counts.error);
-  for (const auto& s : counts.skipped) std::cerr << "skipped: " << s << "\n";
+  for (const auto& s : skipped) std::cerr << "skipped: " << s.file << ": " << s.reason << "\n";
   std::error_code ec;
   const auto bytes = fs::file_size(cache_path, ec);
   std::cout << fmt::format("cache {}: {} samples read, {} skipped, {:.1f} s, {:.1f} MB\n", cache_path,
-                           total - counts.skipped.size(), counts.skipped.size(), elapsed(),
+                           total - skipped.size(), skipped.size(), elapsed(),
                            ec ? 0.0 : static_cast<double>(bytes) / 1e6);
   return kExitOk;  // skipping was asked for (on_error = "skip"); each one is listed above
 }

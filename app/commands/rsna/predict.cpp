@@ -17,6 +17,7 @@
 #include "chestlab/rsna/labels.h"
 #include "chestlab/rsna/metric.h"
 #include "chestlab/rsna/submission.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -87,14 +88,9 @@ int run_predict(const std::vector<std::string>& args) {
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")(
       "quiet,q", "only errors and the score");
   po::variables_map vm;
+  if (auto done = parse_command_line(args, kUsage, options, {}, {}, vm)) return *done;
   PredictRequest request;
   try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-      std::cout << kUsage << options;
-      return kExitOk;
-    }
     for (const char* required : {"run", "images", "out"})
       if (!vm.count(required)) throw po::error(std::string("--") + required + " is required");
     request.run_file = vm["run"].as<std::string>();
@@ -103,10 +99,10 @@ int run_predict(const std::vector<std::string>& args) {
     request.device = vm["device"].as<std::string>();
     request.batch_size = vm["batch-size"].as<std::size_t>();
     if (vm.count("threshold")) {
-      request.threshold = vm["threshold"].as<double>();
-      if (!(*request.threshold >= 0.0 && *request.threshold < 1.0)) throw po::error("--threshold must be in [0, 1)");
+      const double threshold = vm["threshold"].as<double>();
+      if (!(threshold >= 0.0 && threshold < 1.0)) throw po::error("--threshold must be in [0, 1)");
+      request.post_processing["threshold"] = threshold;
     }
-    if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
   } catch (const po::error& e) {
     std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
     return kExitUsage;
@@ -114,18 +110,19 @@ int run_predict(const std::vector<std::string>& args) {
   const bool quiet = vm.count("quiet") > 0;
   const std::string out_csv = vm["out"].as<std::string>();
 
-  // Checked before any model runs: every image must be labelled (as `chestlab score` demands).
   std::optional<RsnaLabels> labels;
-  if (vm.count("labels")) {
-    const std::string labels_path = vm["labels"].as<std::string>();
-    labels = read_rsna_labels(labels_path, "", "");
+  const std::string labels_path = vm.count("labels") ? vm["labels"].as<std::string>() : "";
+  if (!labels_path.empty()) labels = read_rsna_labels(labels_path, "", "");
+  // Checked before any model runs: every image must be labelled (as `chestlab score` demands).
+  auto check_labelled = [&](const std::vector<std::string>& ids) {
+    if (!labels) return;
     std::vector<std::string> unknown;
-    for (const auto& id : dicom_patient_ids(request.images_dir))
+    for (const auto& id : ids)
       if (!labels->find(id)) unknown.push_back(id);
     if (!unknown.empty())
       throw DataError(labels_path, fmt::format("{} image(s) of {} are not in this labels table, e.g. {}",
                                                unknown.size(), request.images_dir, unknown.front()));
-  }
+  };
   std::string overlays;
   if (vm.count("overlays")) {
     overlays = vm["overlays"].as<std::string>();
@@ -135,14 +132,17 @@ int run_predict(const std::vector<std::string>& args) {
   rsna::Submission submission;
   rsna::RsnaMapAccumulator accumulator;
   std::size_t boxes = 0;
-  const PredictSummary summary = predict_run(request, [&](const ImagePrediction& p) {
+  auto write_image = [&](const ImagePrediction& p) {
     submission.push_back({p.id, p.boxes});
     boxes += p.boxes.size();
     const std::vector<Box>* truth = labels ? &labels->find(p.id)->boxes : nullptr;
     if (truth) accumulator.add(*truth, p.boxes);
     if (!overlays.empty()) write_png((fs::path(overlays) / (p.id + ".png")).string(), overlay(p, truth));
     if (!quiet && submission.size() % 100 == 0) std::cout << fmt::format("\r{} images", submission.size()) << std::flush;
-  });
+  };
+  auto registry = discover_plugins(vm);
+  const PredictSummary summary = predict_run(request, *registry, PredictCallbacks{check_labelled, write_image});
+  for (const auto& note : summary.notes) std::cerr << "note: " << note << "\n";
   rsna::write_submission(out_csv, submission);
   if (!quiet) {
     std::cout << fmt::format("\rpredicted {} images in {:.1f} s with fold(s) {} of {} ({} model '{}', {} px)\n",
@@ -163,7 +163,7 @@ int run_predict(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command registration{"predict", "Predict boxes with a run's models and write an RSNA submission",
+const Command registration{"predict", "predict boxes with a run's models and write an RSNA submission",
                            &run_predict};
 
 }  // namespace

@@ -121,6 +121,7 @@ Batch collate(std::vector<Sample>& samples, const std::vector<std::size_t>& indi
     batch.boxes.push_back(s.boxes.defined() ? s.boxes : torch::zeros({0, 4}));
     labels.push_back(s.label);
     batch.ids.push_back(s.id);
+    batch.original_sizes.emplace_back(s.original_height, s.original_width);
   }
   batch.images = torch::stack(images);
   if (all_masks) batch.masks = torch::stack(masks);

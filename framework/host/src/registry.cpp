@@ -36,6 +36,7 @@ struct Registered {
   std::shared_ptr<LoadedPlugin> plugin;
   ComponentEntry entry;
   Factory factory;
+  FolderDatasetFactory folder_reader;  // datasets only; may be empty
 };
 
 // Keeps the plugin library loaded for as long as `object` lives: the returned pointer
@@ -90,7 +91,7 @@ struct PluginRegistry::Impl : Registrar {
     }
   }
 
-  void add(ComponentInfo info, Kind kind, Factory factory) {
+  void add(ComponentInfo info, Kind kind, Factory factory, FolderDatasetFactory folder_reader = {}) {
     info.kind = kind;
     for (const auto& param : info.params)
       for (const auto& host : host_keys(kind))
@@ -103,9 +104,12 @@ struct PluginRegistry::Impl : Registrar {
     if (it != components.end())
       throw PluginError(fmt::format("two plugins provide {} '{}': {} and {}", to_string(kind), info.name,
                                     it->second.entry.file, loading->file));
-    components.emplace(key, Registered{loading, ComponentEntry{std::move(info), loading->file}, std::move(factory)});
+    components.emplace(key, Registered{loading, ComponentEntry{std::move(info), loading->file}, std::move(factory),
+                                       std::move(folder_reader)});
   }
-  void add_dataset(ComponentInfo i, DatasetFactory f) override { add(std::move(i), Kind::Dataset, std::move(f)); }
+  void add_dataset(ComponentInfo i, DatasetFactory f, FolderDatasetFactory folder) override {
+    add(std::move(i), Kind::Dataset, std::move(f), std::move(folder));
+  }
   void add_model(ComponentInfo i, ModelFactory f) override { add(std::move(i), Kind::Model, std::move(f)); }
   void add_loss(ComponentInfo i, LossFactory f) override { add(std::move(i), Kind::Loss, std::move(f)); }
   void add_scheduler(ComponentInfo i, SchedulerFactory f) override {
@@ -257,6 +261,19 @@ std::shared_ptr<Dataset> PluginRegistry::make_dataset(const std::string& name, c
   return call_factory<DatasetFactory>(impl_->get(Kind::Dataset, name), params, context);
 }
 std::shared_ptr<Model> PluginRegistry::make_model(const std::string& name, const Params& params,
+bool PluginRegistry::reads_folders(const std::string& dataset) const {
+  return static_cast<bool>(impl_->get(Kind::Dataset, dataset).folder_reader);
+}
+std::shared_ptr<Dataset> PluginRegistry::make_folder_dataset(const std::string& name, const Params& params,
+                                                             const DatasetContext& context,
+                                                             const std::string& folder) const {
+  const Registered& reg = impl_->get(Kind::Dataset, name);
+  if (!reg.folder_reader)
+    throw ConfigError(fmt::format("dataset '{}' cannot read a folder of unlabelled images (its plugin registers "
+                                  "no folder reader), so its runs cannot predict on one",
+                                  name));
+  return tie_to_library(reg.folder_reader(params, context, folder), reg.plugin);
+}
                                                   const ModelContext& context) const {
   return call_factory<ModelFactory>(impl_->get(Kind::Model, name), params, context);
 }

@@ -38,21 +38,32 @@ ComponentInfo rsna_pneumonia_info() {
   return info;
 }
 
+rsna_pneumonia::RsnaDatasetOptions options_of(const Params& p, const DatasetContext& context) {
+  rsna_pneumonia::RsnaDatasetOptions o;
+  o.labels_csv = context.resolve(p.str("labels"));
+  o.class_info_csv = context.resolve(p.str("class_info"));
+  o.headers_csv = context.resolve(p.str("headers"));
+  o.images_dir = context.resolve(p.str("images"));
+  o.cache_path = context.resolve(p.str("cache"));
+  o.limit = static_cast<std::size_t>(p.integer("limit"));
+  o.preprocess.image_size = static_cast<int>(p.integer("image_size"));
+  o.preprocess.window = p.reals("window");
+  o.preprocess.multiframe = parse_multiframe_policy(p.str("multiframe"));
+  return o;
+}
+
 }  // namespace
 
 CHESTLAB_PLUGIN(registrar) {
-  registrar.add_dataset(rsna_pneumonia_info(), [](const Params& p, const DatasetContext& context) {
-    using rsna_pneumonia::resolve_path;
-    rsna_pneumonia::RsnaDatasetOptions o;
-    o.labels_csv = resolve_path(p.str("labels"), context.base_dir);
-    o.class_info_csv = resolve_path(p.str("class_info"), context.base_dir);
-    o.headers_csv = resolve_path(p.str("headers"), context.base_dir);
-    o.images_dir = resolve_path(p.str("images"), context.base_dir);
-    o.cache_path = resolve_path(p.str("cache"), context.base_dir);
-    o.limit = static_cast<std::size_t>(p.integer("limit"));
-    o.preprocess.image_size = static_cast<int>(p.integer("image_size"));
-    o.preprocess.window = p.reals("window");
-    o.preprocess.multiframe = parse_multiframe_policy(p.str("multiframe"));
-    return std::make_shared<rsna_pneumonia::RsnaDataset>(std::move(o));
-  });
+  registrar.add_dataset(
+      rsna_pneumonia_info(),
+      [](const Params& p, const DatasetContext& context) {
+        return std::make_shared<rsna_pneumonia::RsnaDataset>(options_of(p, context));
+      },
+      // predict: every <patientId>.dcm of a folder, preprocessed as the run's images were.
+      [](const Params& p, const DatasetContext& context, const std::string& folder) {
+        auto o = options_of(p, context);
+        o.images_dir = folder;
+        return rsna_pneumonia::RsnaDataset::folder(std::move(o));
+      });
 }

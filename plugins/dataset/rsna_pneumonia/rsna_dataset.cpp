@@ -4,6 +4,7 @@
 
 #include "chestlab/detection/box_tensor.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
@@ -52,19 +53,32 @@ std::map<std::string, std::string> sample_meta(const RsnaPatient& p) {
   return meta;
 }
 
-}  // namespace
-
-std::string resolve_path(const std::string& path, const std::string& base_dir) {
-  if (path.empty() || base_dir.empty() || fs::path(path).is_absolute()) return path;
-  return (fs::path(base_dir) / path).lexically_normal().string();
-}
-
-RsnaDataset::RsnaDataset(RsnaDatasetOptions options) : options_(std::move(options)) {
+void validate_preprocess(const rsna::RsnaPreprocess& preprocess) {
   try {
-    options_.preprocess.validate();
+    preprocess.validate();
   } catch (const std::invalid_argument& e) {
     throw ConfigError(std::string("rsna_pneumonia: ") + e.what());
   }
+}
+
+// The patient ids of the `<id>.dcm` files of `dir` (not recursive), sorted.
+std::vector<std::string> dicom_patient_ids(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) throw DataError(dir, "not a folder");
+  std::vector<std::string> ids;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".dcm" && !entry.is_directory()) ids.push_back(entry.path().stem().string());
+  }
+  if (ec) throw DataError(dir, "cannot list the folder: " + ec.message());
+  if (ids.empty()) throw DataError(dir, "no <patientId>.dcm file in this folder");
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace
+
+RsnaDataset::RsnaDataset(RsnaDatasetOptions options) : options_(std::move(options)) {
+  validate_preprocess(options_.preprocess);
   RsnaLabels labels = read_rsna_labels(options_.labels_csv, options_.class_info_csv, options_.headers_csv);
   print_warnings_once(labels.warnings);
   patients_ = std::move(labels.patients);
@@ -72,6 +86,23 @@ RsnaDataset::RsnaDataset(RsnaDatasetOptions options) : options_(std::move(option
   has_classes_ = !options_.class_info_csv.empty();
   if (!options_.cache_path.empty())
     cache_ = std::make_unique<rsna::RsnaImageCache>(options_.cache_path, options_.preprocess);
+}
+
+RsnaDataset::RsnaDataset(RsnaDatasetOptions options, std::vector<RsnaPatient> patients)
+    : options_(std::move(options)), patients_(std::move(patients)) {
+  validate_preprocess(options_.preprocess);
+}
+
+std::shared_ptr<RsnaDataset> RsnaDataset::folder(RsnaDatasetOptions options) {
+  std::vector<RsnaPatient> patients;
+  for (auto& id : dicom_patient_ids(options.images_dir)) {
+    patients.emplace_back();
+    patients.back().patient_id = std::move(id);
+  }
+  // The cache is keyed by patientId, and another folder may hold another image under the
+  // same id: a folder is always read from its files.
+  options.cache_path.clear();
+  return std::shared_ptr<RsnaDataset>(new RsnaDataset(std::move(options), std::move(patients)));
 }
 
 const RsnaPatient& RsnaDataset::patient(std::size_t index) const {

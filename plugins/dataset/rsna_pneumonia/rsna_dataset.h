@@ -27,6 +27,10 @@ class RsnaDataset : public Dataset {
  public:
   // Throws DataError for unreadable tables, ConfigError for invalid options.
   explicit RsnaDataset(RsnaDatasetOptions options);
+  // Every <patientId>.dcm of options.images_dir (sorted by id, not recursive) as an
+  // unlabelled patient, read like training images; tables, limit and cache are not used.
+  // Throws DataError when the folder is missing or holds no .dcm file.
+  static std::shared_ptr<RsnaDataset> folder(RsnaDatasetOptions options);
 
   std::size_t size() const override { return patients_.size(); }
   SampleInfo info(std::size_t index) const override;
@@ -40,6 +44,7 @@ class RsnaDataset : public Dataset {
   rsna::RsnaImageCache* cache() const { return cache_.get(); }
 
  private:
+  RsnaDataset(RsnaDatasetOptions options, std::vector<RsnaPatient> patients);
   const RsnaPatient& patient(std::size_t index) const;
   std::int64_t label_of(const RsnaPatient& p) const;
   rsna::PreparedImage prepared_image(const RsnaPatient& p) const;
@@ -49,8 +54,5 @@ class RsnaDataset : public Dataset {
   bool has_classes_ = false;
   std::unique_ptr<rsna::RsnaImageCache> cache_;
 };
-
-// Resolves `path` against `base_dir` unless it is empty or absolute.
-std::string resolve_path(const std::string& path, const std::string& base_dir);
 
 }  // namespace chestlab::rsna_pneumonia

@@ -34,8 +34,8 @@ std::vector<ScoredBox> scored_boxes(const torch::Tensor& boxes) {
   return out;
 }
 
-std::vector<ScoredBox> RsnaMap::predicted_boxes(const Prediction& prediction, std::int64_t image) const {
-  std::vector<ScoredBox> boxes;
+std::vector<ScoredBox> RsnaMap::boxes(const Prediction& prediction, std::int64_t image) const {
+  std::vector<ScoredBox> out;
   if (prediction.mask_prob.defined()) {
     const torch::Tensor prob = prediction.mask_prob[image][0].to(torch::kCPU, torch::kFloat32).contiguous();
     const cv::Mat map(static_cast<int>(prob.size(0)), static_cast<int>(prob.size(1)), CV_32FC1, prob.data_ptr<float>());
@@ -51,14 +51,14 @@ std::vector<ScoredBox> RsnaMap::predicted_boxes(const Prediction& prediction, st
         throw ConfigError("metric 'rsna_map': gate is set, but the model gives no image-level probability "
                           "(image_prob); set gate = 0 or use a model with an image head");
     }
-    boxes = boxes_from_mask(map, from_mask, image_score);
+    out = boxes_from_mask(map, from_mask, image_score);
   } else {
-    boxes = scored_boxes(prediction.boxes[static_cast<std::size_t>(image)]);
+    out = scored_boxes(prediction.boxes[static_cast<std::size_t>(image)]);
   }
-  boxes.erase(std::remove_if(boxes.begin(), boxes.end(),
+  out.erase(std::remove_if(out.begin(), out.end(),
                              [&](const ScoredBox& b) { return b.score < options_.min_score; }),
-              boxes.end());
-  return boxes;
+              out.end());
+  return out;
 }
 
 void RsnaMap::update(const Prediction& prediction, const Batch& batch) {
@@ -74,7 +74,7 @@ void RsnaMap::update(const Prediction& prediction, const Batch& batch) {
     throw std::invalid_argument(fmt::format("rsna_map: {} predicted masks for a batch of {} images",
                                             prediction.mask_prob.size(0), images));
   for (std::int64_t i = 0; i < images; ++i)
-    accumulator_.add(truth_boxes(batch.boxes[static_cast<std::size_t>(i)]), predicted_boxes(prediction, i));
+    accumulator_.add(truth_boxes(batch.boxes[static_cast<std::size_t>(i)]), boxes(prediction, i));
 }
 
 }  // namespace chestlab::rsna_map

@@ -29,8 +29,12 @@ class RsnaMap : public Metric {
   double compute() const override { return accumulator_.result().score; }
   rsna::MapResult result() const { return accumulator_.result(); }
 
+  // The boxes scored for image `image`: the mask's connected components (threshold,
+  // confidence, min_area, gate) or the box model's boxes, less those below min_score.
+  bool makes_boxes() const override { return true; }
+  std::vector<ScoredBox> boxes(const Prediction& prediction, std::int64_t image) const override;
+
  private:
-  std::vector<ScoredBox> predicted_boxes(const Prediction& prediction, std::int64_t image) const;
 
   RsnaMapOptions options_;
   rsna::RsnaMapAccumulator accumulator_;

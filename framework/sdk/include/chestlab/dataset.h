@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "chestlab/paths.h"
 
 namespace chestlab {
 
@@ -34,6 +37,9 @@ struct SampleInfo {
 struct DatasetContext {
   std::string base_dir;     // directory of the experiment file: relative paths resolve here
   std::uint64_t seed = 0;   // experiment seed
+
+  // A path parameter as the experiment file means it (relative to the file's folder).
+  std::string resolve(const std::string& path) const { return resolve_path(path, base_dir); }
 };
 
 class Dataset {
@@ -55,6 +61,8 @@ struct Batch {
   torch::Tensor labels;               // int64 [B]
   std::vector<std::string> ids;
   std::vector<std::size_t> indices;   // dataset indices
+  // Per image (height, width) of the source before resizing (Sample::original_*).
+  std::vector<std::pair<std::int64_t, std::int64_t>> original_sizes;
 
   std::int64_t size() const { return images.defined() ? images.size(0) : 0; }
   // Copies tensors to `device` (non-blocking when the source is pinned and device is CUDA).

@@ -23,12 +23,17 @@
 #include "chestlab/scheduler.h"
 
 // Bumped whenever a class in this SDK changes layout or virtual functions.
-#define CHESTLAB_SDK_ABI_VERSION 1
+#define CHESTLAB_SDK_ABI_VERSION 2
 
 namespace chestlab {
 
 using DatasetFactory = std::function<std::shared_ptr<Dataset>(const Params&, const DatasetContext&)>;
 using ModelFactory = std::function<std::shared_ptr<Model>(const Params&, const ModelContext&)>;
+// A dataset over every image of a folder, without labels, read exactly as the dataset reads
+// its training images (same decoding and preprocessing): what `chestlab predict` runs a
+// recorded run's models on. `params` are the run's dataset parameters.
+using FolderDatasetFactory =
+    std::function<std::shared_ptr<Dataset>(const Params&, const DatasetContext&, const std::string& folder)>;
 using LossFactory = std::function<std::shared_ptr<Loss>(const Params&)>;
 using SchedulerFactory = std::function<std::shared_ptr<Scheduler>(const Params&)>;
 using MetricFactory = std::function<std::shared_ptr<Metric>(const Params&)>;
@@ -36,7 +41,9 @@ using MetricFactory = std::function<std::shared_ptr<Metric>(const Params&)>;
 class Registrar {
  public:
   virtual ~Registrar() = default;
-  virtual void add_dataset(ComponentInfo info, DatasetFactory factory) = 0;
+  // `folder`: how to read a folder of unlabelled images (optional; without it, `predict`
+  // refuses runs of this dataset).
+  virtual void add_dataset(ComponentInfo info, DatasetFactory factory, FolderDatasetFactory folder = {}) = 0;
   virtual void add_model(ComponentInfo info, ModelFactory factory) = 0;
   virtual void add_loss(ComponentInfo info, LossFactory factory) = 0;
   virtual void add_scheduler(ComponentInfo info, SchedulerFactory factory) = 0;

@@ -1,35 +1,41 @@
 // Prediction with a recorded run: the experiment rebuilt from the configuration stored in
-// the run file, each chosen fold's best weights loaded, and every <patientId>.dcm of a
-// folder run through the run's own dataset plugin (same decoding, windowing and resizing as
-// training; no augmentation, no preprocessing cache). `chestlab predict` writes the results
-// as an RSNA submission; docs/rsna.md describes it.
+// the run file, each chosen fold's best weights loaded, and every image of a folder run
+// through the run's own dataset plugin (its folder reader: same decoding, windowing and
+// resizing as training; no augmentation, no preprocessing cache). Boxes come from the run's
+// first metric that makes boxes (Metric::makes_boxes), with that metric's parameters, so
+// predictions are post-processed exactly as validation scored them. Nothing here knows a
+// dataset or a metric by name; `chestlab predict` writes the result as an RSNA submission.
 #pragma once
 
 #include <opencv2/core.hpp>
 
 #include <functional>
-#include <optional>
+#include <map>
 #include <string>
 #include <vector>
 
-#include "chestlab/detection/boxes_from_mask.h"
+#include "chestlab/box.h"
 #include "chestlab/engine/config.h"
+#include "chestlab/params.h"
 
 namespace chestlab {
+
+class PluginRegistry;
 
 struct PredictRequest {
   std::string run_file;
   std::vector<int> folds;        // empty: every fold that has best weights ("--fold all")
-  std::string images_dir;        // folder of <patientId>.dcm
+  std::string images_dir;        // a folder the run's dataset reads (e.g. of <patientId>.dcm)
   std::string device;            // "" = the run's train.device
   std::size_t batch_size = 0;    // 0 = the run's train.batch_size
-  std::optional<double> threshold;  // overrides the post-processing's mask threshold
-  std::vector<std::string> plugin_dirs;
+  // Parameters of the box-making metric to override (e.g. {"threshold", 0.3}), checked
+  // against its schema.
+  std::map<std::string, ParamValue> post_processing;
 };
 
 // One image's result. Boxes are in pixels of the original image (e.g. 1024 x 1024).
 struct ImagePrediction {
-  std::string id;                 // patientId (the file name without .dcm)
+  std::string id;                 // the dataset's sample id (e.g. the patientId)
   int original_rows = 0;
   int original_cols = 0;
   std::vector<ScoredBox> boxes;   // after post-processing; highest confidence first
@@ -37,16 +43,15 @@ struct ImagePrediction {
   cv::Mat probability;            // CV_32FC1 S x S fold-averaged mask probability; empty for box models
 };
 
-// How a mask becomes boxes: the run's first `rsna_map` metric's settings (threshold,
-// confidence, min_area, gate, min_score), so predictions match what validation scored;
-// BoxesFromMaskOptions' defaults when the run has no such metric.
+// How predictions become boxes: the metric and the parameter values it is made with.
 struct PostProcessing {
-  BoxesFromMaskOptions from_mask;  // scale is set per image
-  double min_score = 0.0;
-  std::string source;              // "metric rsna_map" or "defaults"
+  std::string metric;             // metric plugin
+  std::string name;               // its name in the run (the [[metrics]] entry)
+  Params params;                  // with the request's overrides applied
+  std::vector<std::string> overridden;  // parameter names the request changed
+  // "threshold 0.5, confidence mean, ... (metric rsna_map)"
   std::string describe() const;
 };
-PostProcessing post_processing_of(const ExperimentConfig& config);
 
 struct PredictSummary {
   std::vector<int> folds;          // the folds whose models were used
@@ -55,20 +60,23 @@ struct PredictSummary {
   std::string output_kind;         // "mask" or "boxes"
   std::int64_t input_size = 0;     // model input height (= width)
   PostProcessing post;
+  std::vector<std::string> notes;  // e.g. folds left out for lack of weights
   double seconds = 0;
 };
 
-// The patient ids of the `<id>.dcm` files of `dir` (not recursive), sorted. Throws
-// DataError when the folder is missing or holds no .dcm file.
-std::vector<std::string> dicom_patient_ids(const std::string& dir);
+// Called once with every sample id of the folder, in order, before any model runs (a caller
+// can check them against a labels table), then once per image in that order.
+struct PredictCallbacks {
+  std::function<void(const std::vector<std::string>& ids)> before;
+  std::function<void(const ImagePrediction&)> each;
+};
 
-// Runs the prediction; `each` receives the images in dicom_patient_ids() order.
-// Several folds: mask models average the folds' probability maps (and image-level
-// probabilities) before post-processing; box models concatenate the folds' boxes (no
-// suppression or fusion). Throws ConfigError for a fold that does not exist or has no
-// weights, a run whose dataset does not read a folder of DICOM files (needs `images` and
-// `labels` parameters, as rsna_pneumonia has), or a gate without an image-level output;
-// DataError for an unreadable run file or image.
-PredictSummary predict_run(const PredictRequest& request, const std::function<void(const ImagePrediction&)>& each);
+// Runs the prediction. Several folds: mask models average the folds' probability maps (and
+// image-level probabilities) before post-processing; box models concatenate the folds'
+// post-processed boxes (no suppression or fusion). Throws ConfigError for a fold that does
+// not exist or has no weights, a run whose dataset has no folder reader, or a run without a
+// metric that makes boxes; DataError for an unreadable run file, folder or image.
+PredictSummary predict_run(const PredictRequest& request, const PluginRegistry& registry,
+                           const PredictCallbacks& callbacks);
 
 }  // namespace chestlab

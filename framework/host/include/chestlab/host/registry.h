@@ -55,6 +55,11 @@ class PluginRegistry : public SchemaCatalog {
 
   std::shared_ptr<Dataset> make_dataset(const std::string& name, const Params& params,
                                         const DatasetContext& context) const;
+  // A dataset over the images of `folder`, read as `name` reads its training images (the
+  // plugin's folder reader); ConfigError when the plugin has none.
+  std::shared_ptr<Dataset> make_folder_dataset(const std::string& name, const Params& params,
+                                               const DatasetContext& context, const std::string& folder) const;
+  bool reads_folders(const std::string& dataset) const;
   std::shared_ptr<Model> make_model(const std::string& name, const Params& params,
                                     const ModelContext& context = {}) const;
   std::shared_ptr<Loss> make_loss(const std::string& name, const Params& params) const;
