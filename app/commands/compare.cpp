@@ -11,6 +11,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/engine/runfile.h"
 #include "chestlab/engine/sweep.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -46,22 +47,10 @@ int run_compare(const std::vector<std::string>& args) {
       "format", po::value<std::string>()->default_value("table"), "table | csv | markdown");
   po::options_description hidden;
   hidden.add_options()("runs", po::value<std::vector<std::string>>(), "run files");
-  po::options_description all;
-  all.add(options).add(hidden);
   po::positional_options_description positional;
   positional.add("runs", -1);
-
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    return usage_error(e.what());
-  }
-  if (vm.count("help")) {
-    std::cout << kUsage << options;
-    return kExitOk;
-  }
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   if (!vm.count("runs")) return usage_error("no run files given");
 
   CompareFormat format;
@@ -164,7 +153,7 @@ int run_compare(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command registration{"compare", "Compare run files fold by fold", &run_compare};
+const Command registration{"compare", "compare run files fold by fold", &run_compare};
 
 }  // namespace
 }  // namespace chestlab::app

@@ -71,7 +71,7 @@ int run_export(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command registration{"export", "Write a fold's best weights as a PyTorch file (torch.load)", &run_export};
+const Command registration{"export", "write a fold's best weights as a PyTorch file (torch.load)", &run_export};
 
 }  // namespace
 }  // namespace chestlab::app

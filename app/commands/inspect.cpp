@@ -8,6 +8,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/imaging/dicom.h"
 #include "chestlab/imaging/image_ops.h"
+#include "cli.h"
 #include "command.h"
 
 namespace po = boost::program_options;
@@ -37,16 +38,14 @@ po::options_description inspect_options() {
   return opts;
 }
 
-void print_usage(std::ostream& out, const po::options_description& opts) {
-  out << "usage: chestlab inspect FILE.dcm [--png OUT.png] [--size N] [--window C,W]\n"
-         "                        [--multiframe first|error]\n\n"
-         "Prints what the DICOM reader sees in FILE.dcm: size, frames, bits, transfer syntax,\n"
-         "photometric interpretation, rescale, value range after rescale, window and header\n"
-         "metadata. With --png, writes the image as the pipeline prepares it: min-max scaled\n"
-         "(or windowed with --window) to 8 bits and resized to N x N with --size.\n\n"
-      << opts
-      << "\nexit codes: 0 success, 2 bad usage, 3 the file cannot be read\n";
-}
+constexpr const char* kUsage =
+    "usage: chestlab inspect FILE.dcm [--png OUT.png] [--size N] [--window C,W]\n"
+    "                        [--multiframe first|error]\n\n"
+    "Prints what the DICOM reader sees in FILE.dcm: size, frames, bits, transfer syntax,\n"
+    "photometric interpretation, rescale, value range after rescale, window and header\n"
+    "metadata. With --png, writes the image as the pipeline prepares it: min-max scaled\n"
+    "(or windowed with --window) to 8 bits and resized to N x N with --size.\n"
+    "exit codes: 0 success, 2 bad usage, 3 the file cannot be read\n\n";
 
 std::pair<double, double> parse_window(const std::string& text) {
   std::istringstream in(text);
@@ -59,21 +58,8 @@ std::pair<double, double> parse_window(const std::string& text) {
   return {center, width};
 }
 
-// Throws ConfigError on bad usage; nullopt for --help.
-std::optional<InspectArgs> parse_args(const std::vector<std::string>& args,
-                                      const po::options_description& opts) {
-  po::options_description all;
-  all.add(opts).add_options()("file", po::value<std::vector<std::string>>(), "");
-  po::positional_options_description positional;
-  positional.add("file", -1);
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    throw ConfigError(std::string("inspect: ") + e.what());
-  }
-  if (vm.count("help")) return std::nullopt;
+// Throws ConfigError on bad usage.
+InspectArgs parse_args(const po::variables_map& vm) {
   InspectArgs a;
   const auto files = vm.count("file") ? vm["file"].as<std::vector<std::string>>()
                                       : std::vector<std::string>{};
@@ -135,18 +121,19 @@ void write_preview(const InspectArgs& a, const DicomImage& image) {
 }
 
 int run_inspect(const std::vector<std::string>& args) {
-  const po::options_description opts = inspect_options();
+  po::options_description hidden;
+  hidden.add_options()("file", po::value<std::vector<std::string>>(), "");
+  po::positional_options_description positional;
+  positional.add("file", -1);
+  po::variables_map vm;
+  if (auto done = parse_command_line(args, kUsage, inspect_options(), hidden, positional, vm)) return *done;
   std::optional<InspectArgs> a;
   try {
-    a = parse_args(args, opts);
-    if (a) parse_multiframe_policy(a->multiframe);
+    a = parse_args(vm);
+    parse_multiframe_policy(a->multiframe);
   } catch (const ConfigError& e) {
     std::cerr << "error: " << e.what() << "\n(see `chestlab inspect --help`)\n";
     return kExitUsage;
-  }
-  if (!a) {
-    print_usage(std::cout, opts);
-    return kExitOk;
   }
   DicomReadOptions read_opts;
   read_opts.multiframe = parse_multiframe_policy(a->multiframe);
@@ -166,7 +153,7 @@ int run_inspect(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command kInspect{"inspect", "Show what the DICOM reader sees in a file", &run_inspect};
+const Command kInspect{"inspect", "show what the DICOM reader sees in a file", &run_inspect};
 
 }  // namespace
 

@@ -110,7 +110,7 @@ int run_score(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command registration{"score", "Score an RSNA submission with the competition metric",
+const Command registration{"score", "score an RSNA submission with the competition metric",
                            &run_score};
 
 }  // namespace
