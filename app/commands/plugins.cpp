@@ -52,6 +52,18 @@ void print_markdown_schema(const Schema& schema) {
   std::cout << "\n";
 }
 
+// What the configuration check pairs (ComponentInfo::output, accepts, higher_is_better)
+// and the component's rules across parameters, as "key: value" lines.
+std::vector<std::pair<std::string, std::string>> declarations(const ComponentInfo& info) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (info.kind == Kind::Model) out.emplace_back("output", to_string(info.output));
+  if (info.kind == Kind::Loss || info.kind == Kind::Metric) out.emplace_back("accepts", to_string(info.accepts));
+  if (info.kind == Kind::Metric)
+    out.emplace_back("direction", info.higher_is_better ? "higher is better" : "lower is better");
+  for (const ParamCheck& rule : info.checks) out.emplace_back("rule", rule.doc);
+  return out;
+}
+
 int list(const PluginRegistry& registry) {
   std::cout << fmt::format("{:<10} {:<18} {:<8} {}\n", "kind", "name", "version", "file");
   for (const auto& c : registry.components())
@@ -68,6 +80,7 @@ int describe(const PluginRegistry& registry, const std::string& name) {
     found = true;
     std::cout << fmt::format("{} {} {}  ({})\n  {}\n", to_string(c.info.kind), c.info.name, c.info.version, c.file,
                              c.info.description);
+    for (const auto& [key, value] : declarations(c.info)) std::cout << fmt::format("  {}: {}\n", key, value);
     for (const auto& [key, value] : c.info.tags) std::cout << fmt::format("  {}: {}\n", key, value);
     std::cout << "parameters:\n";
     print_schema(c.info.params);
@@ -97,6 +110,9 @@ int docs(const PluginRegistry& registry) {
     for (const auto& c : registry.components()) {
       if (c.info.kind != kind) continue;
       std::cout << fmt::format("### `{}` ({})\n\n{}\n\n", c.info.name, c.info.version, c.info.description);
+      const auto declared = declarations(c.info);
+      for (const auto& [key, value] : declared) std::cout << fmt::format("- {}: {}\n", key, markdown_cell(value));
+      if (!declared.empty()) std::cout << "\n";
       print_markdown_schema(c.info.params);
     }
   }

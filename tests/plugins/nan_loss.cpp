@@ -23,6 +23,6 @@ CHESTLAB_PLUGIN(registrar) {
   info.name = "nan_when_synth0";
   info.version = "0.0.1";
   info.description = "test loss: BCE, but NaN for any batch containing sample synth-0";
-  info.tags["requires"] = "mask";
+  info.accepts = {chestlab::OutputKind::Mask};
   registrar.add_loss(info, [](const chestlab::Params&) { return std::make_shared<NanWhenSynth0>(); });
 }

@@ -12,7 +12,6 @@ struct TinyModel : chestlab::Model {
     conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, channels, 3).padding(1)));
     head = register_module("head", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, 1, 1)));
   }
-  chestlab::OutputKind output_kind() const override { return chestlab::OutputKind::Mask; }
   chestlab::ModelOutput forward(const torch::Tensor& x) override {
     return {head->forward(torch::relu(conv->forward(x))), {}, {}};
   }
@@ -27,7 +26,7 @@ CHESTLAB_PLUGIN(registrar) {
   info.version = "0.0.1";
   info.description = "test model: one 3x3 convolution and a 1x1 head";
   info.params = {chestlab::param_int("channels", 4, "width").range(1, 64)};
-  info.tags["output"] = "mask";
+  info.output = chestlab::OutputKind::Mask;
   registrar.add_model(info, [](const chestlab::Params& p, const chestlab::ModelContext&) {
     return std::make_shared<TinyModel>(p.integer("channels"));
   });

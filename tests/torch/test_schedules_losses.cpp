@@ -201,7 +201,7 @@ TEST_CASE("dice loss matches hand-computed values", "[losses]") {
   auto smooth_half = make_loss("dice", {{"smooth", 0.5}});
   CHECK(loss_value(*smooth_half, logits.slice(0, 0, 1), masks.slice(0, 0, 1)) == Approx(1.0 - 3.0 / 4.5));
   CHECK_THROWS_AS(make_loss("dice", {{"smooth", 0.0}}), ConfigError);
-  CHECK(test::plugins().find(Kind::Loss, "dice")->tags.at("requires") == "mask");
+  CHECK(to_string(test::plugins().find(Kind::Loss, "dice")->accepts) == "mask");
 }
 
 TEST_CASE("focal loss matches the RetinaNet definition", "[losses]") {
@@ -215,7 +215,7 @@ TEST_CASE("focal loss matches the RetinaNet definition", "[losses]") {
   const auto masks = images_2x2({1, 1, 0, 0});
   auto focal = make_loss("focal");
   CHECK(loss_value(*focal, logits, masks) == Approx((0.25 * std::log(2.0) + 0.0625 * std::log(4.0 / 3.0)) / 4));
-  CHECK(test::plugins().find(Kind::Loss, "focal")->tags.at("requires") == "mask");
+  CHECK(to_string(test::plugins().find(Kind::Loss, "focal")->accepts) == "mask");
 
   SECTION("gamma 0 and alpha 0.5 is half the binary cross-entropy") {
     auto half_bce = make_loss("focal", {{"alpha", 0.5}, {"gamma", 0.0}});

@@ -88,7 +88,7 @@ double metric_value(Metric& metric, const torch::Tensor& probs, const torch::Ten
 TEST_CASE("resnet_seg is registered as a mask model with its source", "[resnet_seg]") {
   const ComponentInfo* info = test::plugins().find(Kind::Model, "resnet_seg");
   REQUIRE(info != nullptr);
-  CHECK(info->tags.at("output") == "mask");
+  CHECK(info->output == OutputKind::Mask);
   CHECK(info->tags.at("source") == "Kaggle RSNA kernel (resnet-style segmentation)");
   auto params = test::plugins().params_for(Kind::Model, "resnet_seg");
   CHECK(params.integer("channels") == 32);
@@ -101,9 +101,9 @@ TEST_CASE("resnet_seg is registered as a mask model with its source", "[resnet_s
 TEST_CASE("resnet_seg returns mask logits of the input size", "[resnet_seg]") {
   torch::NoGradGuard no_grad;
   struct Case { std::int64_t depth, height, width; };
+  CHECK(test::plugins().find(Kind::Model, "resnet_seg")->output == OutputKind::Mask);
   for (const Case& c : {Case{1, 6, 10}, Case{2, 16, 16}, Case{3, 32, 24}, Case{4, 48, 16}}) {
     auto model = make_resnet(4, c.depth, 1);
-    CHECK(model->output_kind() == OutputKind::Mask);
     const auto out = model->forward(torch::randn({2, 1, c.height, c.width}));
     INFO("depth " << c.depth << ", input " << c.height << "x" << c.width);
     REQUIRE(out.mask_logits.defined());
@@ -206,7 +206,7 @@ TEST_CASE("losses are registered as mask losses", "[losses]") {
   for (const char* name : {"bce", "jaccard", "bce_jaccard"}) {
     const ComponentInfo* info = test::plugins().find(Kind::Loss, name);
     REQUIRE(info != nullptr);
-    CHECK(info->tags.at("requires") == "mask");
+    CHECK(to_string(info->accepts) == "mask");
   }
 }
 
@@ -314,8 +314,8 @@ TEST_CASE("metrics are registered as mask metrics where higher is better", "[met
   for (const char* name : {"pixel_accuracy", "mean_iou"}) {
     const ComponentInfo* info = test::plugins().find(Kind::Metric, name);
     REQUIRE(info != nullptr);
-    CHECK(info->tags.at("requires") == "mask");
-    CHECK(make_metric(name)->higher_is_better());
+    CHECK(to_string(info->accepts) == "mask");
+    CHECK(info->higher_is_better);
   }
   CHECK_THROWS_AS(make_metric("mean_iou", {{"empty_score", 1.5}}), ConfigError);
   CHECK_THROWS_AS(make_metric("pixel_accuracy", {{"threshold", -0.1}}), ConfigError);

@@ -28,11 +28,6 @@ const std::vector<std::string> kSectionNames = {"experiment", "dataset", "model"
 
 std::string plural(Kind kind) { return kind == Kind::Loss ? "losses" : std::string(to_string(kind)) + "s"; }
 
-std::string tag_or(const ComponentInfo& info, const std::string& tag, const std::string& fallback) {
-  auto it = info.tags.find(tag);
-  return it == info.tags.end() ? fallback : it->second;
-}
-
 Schema without_key(const Schema& schema, const std::string& name) {
   Schema out;
   for (const ParamSpec& spec : schema)
@@ -192,9 +187,28 @@ class ExperimentReader {
     out.plugin = plugin_name(s, kind, host_schema);
     if (out.plugin.empty()) return out;
     out.info = catalog_.find(kind, out.plugin);
+    const std::size_t errors_before = diag_.count();
     out.params = read_params(s, out.info->params, diag_);
+    // A rule across parameters reads every value; one already in error would only mislead it.
+    if (diag_.count() == errors_before) check_across_params(s, *out.info, out.params);
     check_unknown_keys(s, concat(concat(names_of(host_schema), more_host_keys), names_of(out.info->params)), diag_);
     return out;
+  }
+
+  // The component's own rules (ComponentInfo::checks), each reported at the first of its
+  // keys the file sets, like any other error of that key.
+  void check_across_params(const Section& s, const ComponentInfo& info, const Params& params) {
+    for (const ParamCheck& rule : info.checks) {
+      const std::string why = rule.check(params);
+      if (why.empty()) continue;
+      std::string key = rule.keys.empty() ? std::string("plugin") : rule.keys.front();
+      for (const std::string& k : rule.keys)
+        if (s.node(k)) {
+          key = k;
+          break;
+        }
+      diag_.error(s.where_of(key), s.key_path(key), why);
+    }
   }
 
   // ---- [experiment] ----
@@ -283,9 +297,7 @@ class ExperimentReader {
     out.betas = p.reals("betas");
     out.momentum = p.real("momentum");
     out.nesterov = p.boolean("nesterov");
-    // Bounds a ParamSpec cannot express: lr > 0, betas exactly two and each < 1.
-    if (out.lr <= 0)
-      diag_.error(s.where_of("lr"), "optimizer.lr", fmt::format("expected float > 0, got {}", to_toml(ParamValue{out.lr})));
+    // What a ParamSpec cannot express: betas exactly two, each < 1.
     if (out.betas.size() != 2 || out.betas[0] >= 1 || out.betas[1] >= 1)
       diag_.error(s.where_of("betas"), "optimizer.betas",
                   fmt::format("expected a list of 2 floats, each in [0, 1), got {}", to_toml(ParamValue{out.betas})));
@@ -308,7 +320,9 @@ class ExperimentReader {
       m.plugin = ps.plugin;
       m.name = ps.host.str("name").empty() ? ps.plugin : ps.host.str("name");
       m.monitor = ps.host.boolean("monitor");
-      m.maximize = ps.host.str("mode") == "max";
+      // Unless the entry says otherwise, the metric's own declared direction decides.
+      const bool mode_given = s.node("mode") != nullptr;
+      m.maximize = mode_given || !ps.info ? ps.host.str("mode") == "max" : ps.info->higher_is_better;
       m.params = ps.params;
       if (m.monitor) monitors.push_back(cfg.metrics.size());
       cfg.metrics.push_back(std::move(m));
@@ -398,19 +412,18 @@ class ExperimentReader {
 
   // ---- across sections ----
 
-  // A box detector cannot be trained with a mask loss nor scored with a mask metric.
+  // A box detector cannot be trained with a mask loss nor scored with a mask metric: each
+  // loss and metric declares the outputs it accepts, each model the one it produces.
   void check_output_pairing(const PluginSection& model, const PluginSection& loss) {
     if (!model.info) return;
-    const std::string output = tag_or(*model.info, "output", "mask");
+    const OutputKind output = model.info->output;
     std::vector<const PluginSection*> consumers = {&loss};
     for (const PluginSection& m : metrics_) consumers.push_back(&m);
     for (const PluginSection* c : consumers) {
-      if (!c->info) continue;
-      const std::string requires_kind = tag_or(*c->info, "requires", "mask");
-      if (requires_kind == output || requires_kind == "any") continue;  // "any": e.g. rsna_map scores both
+      if (!c->info || c->info->accepts_output(output)) continue;
       diag_.error(c->section.where_of("plugin"), c->section.key_path("plugin"),
                   fmt::format("{} \"{}\" requires {}, but model \"{}\" outputs {}", c == &loss ? "loss" : "metric",
-                              c->plugin, requires_kind, model.plugin, output));
+                              c->plugin, to_string(c->info->accepts), model.plugin, to_string(output)));
     }
   }
 

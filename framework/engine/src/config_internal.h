@@ -24,6 +24,7 @@ class Diagnostics {
   // Errors not tied to a node (malformed `--set` text).
   void error_at(const std::string& origin, const std::string& key_path, const std::string& what);
   bool empty() const { return items_.empty(); }
+  std::size_t count() const { return items_.size(); }
   // Throws ConfigError listing every error, file errors sorted by position, overrides last.
   [[noreturn]] void raise() const;
 

@@ -1,6 +1,6 @@
 // The host's own sections of an experiment file, declared with the same Schema machinery
 // as plugin parameters: one validator reads both, and docs/`describe` list both alike.
-// Constraints a ParamSpec cannot express (lr > 0, betas < 1, list lengths, device names,
+// Constraints a ParamSpec cannot express (betas < 1 and list lengths, device names,
 // run_folds < folds) are checked in config.cpp and stated in the docs here.
 #include "chestlab/engine/config.h"
 
@@ -64,7 +64,10 @@ const Schema& metric_host_schema() {
       param_string("name", "", "column name in the results; default: the plugin name; must be unique"),
       param_bool("monitor", false,
                  "this metric selects the best epoch and drives early stopping (at most one; default: the first)"),
-      param_string("mode", "max", "whether larger (max) or smaller (min) values are better").one_of({"max", "min"}),
+      param_string("mode", "max",
+                   "whether larger (max) or smaller (min) values are better; default: the metric's own direction "
+                   "(max for a metric where higher is better)")
+          .one_of({"max", "min"}),
   };
   return schema;
 }
@@ -80,7 +83,7 @@ const Schema& augment_host_schema() {
 const Schema& optimizer_schema() {
   static const Schema schema = {
       param_string("name", "adam", "optimizer").one_of({"adam", "adamw", "sgd"}),
-      param_float("lr", 1e-3, "learning rate; must be > 0").at_least(0),
+      param_float("lr", 1e-3, "learning rate").above(0),
       param_float("weight_decay", 0.0, "L2 penalty (decoupled for adamw)").at_least(0),
       param_floats("betas", {0.9, 0.999}, "adam/adamw: two decay rates, each in [0, 1)").range(0, 1),
       param_float("momentum", 0.9, "sgd only: momentum").range(0, 1),

@@ -134,11 +134,6 @@ std::string describe(const toml::node& node) {
 
 namespace {
 
-bool in_range(double v, const ParamSpec& spec) {
-  if (std::isnan(v)) return !spec.min && !spec.max;
-  return (!spec.min || v >= *spec.min) && (!spec.max || v <= *spec.max);
-}
-
 // Reads one scalar of the spec's (element) type; reports and returns nullopt when wrong.
 class ValueReader {
  public:
@@ -152,7 +147,7 @@ class ValueReader {
   std::optional<std::int64_t> integer(const toml::node& n, const std::string& path) {
     auto* i = n.as_integer();
     if (!i) return wrong(n, path, describe(n));
-    if (!in_range(static_cast<double>(i->get()), spec_)) return wrong(n, path, std::to_string(i->get()));
+    if (!spec_.in_bounds(static_cast<double>(i->get()))) return wrong(n, path, std::to_string(i->get()));
     return i->get();
   }
 
@@ -163,7 +158,7 @@ class ValueReader {
     if (auto* f = n.as_floating_point()) v = f->get();
     else if (auto* i = n.as_integer()) v = static_cast<double>(i->get());
     else return wrong(n, path, describe(n));
-    if (!in_range(v, spec_)) return wrong(n, path, to_toml(ParamValue{v}));
+    if (!spec_.in_bounds(v)) return wrong(n, path, to_toml(ParamValue{v}));
     return v;
   }
 

@@ -17,13 +17,42 @@ using Catch::Matchers::StartsWith;
 
 namespace {
 
-ComponentInfo component(Kind kind, std::string name, Schema params, std::map<std::string, std::string> tags = {}) {
+ComponentInfo component(Kind kind, std::string name, Schema params) {
   ComponentInfo info;
   info.kind = kind;
   info.name = std::move(name);
   info.version = "1.0.0";
   info.params = std::move(params);
-  info.tags = std::move(tags);
+  return info;
+}
+
+ComponentInfo box_model(std::string name, Schema params) {
+  ComponentInfo info = component(Kind::Model, std::move(name), std::move(params));
+  info.output = OutputKind::Boxes;
+  return info;
+}
+
+ComponentInfo box_consumer(Kind kind, std::string name) {
+  ComponentInfo info = component(kind, std::move(name), {});
+  info.accepts = {OutputKind::Boxes};
+  return info;
+}
+
+// A loss with a strict bound and a rule across two of its parameters.
+ComponentInfo margin_loss() {
+  ComponentInfo info = component(Kind::Loss, "margin_loss",
+                                 {param_float("margin", 0.5, "strictly between 0 and 1").above(0).below(1),
+                                  param_float("lo", 0.2, "lower edge"), param_float("hi", 0.8, "upper edge")});
+  info.checks = {param_check({"lo", "hi"}, "lo <= hi", [](const Params& p) {
+    return p.real("lo") <= p.real("hi") ? std::string() : "must not exceed hi = " + to_toml(ParamValue{p.real("hi")});
+  })};
+  return info;
+}
+
+// A metric where smaller values are better.
+ComponentInfo error_rate() {
+  ComponentInfo info = component(Kind::Metric, "error_rate", {});
+  info.higher_is_better = false;
   return info;
 }
 
@@ -38,14 +67,16 @@ class FakeCatalog : public SchemaCatalog {
                    param_string("act", "relu", "activation").one_of({"relu", "gelu"}),
                    param_ints("widths", {8, 16}, "per stage").range(1, 512),
                    param_float("dropout", 0.0, "rate").range(0, 1)}));
-    add(component(Kind::Model, "box_net", {param_int("anchors", 9, "per cell").at_least(1)}, {{"output", "boxes"}}));
+    add(box_model("box_net", {param_int("anchors", 9, "per cell").at_least(1)}));
     add(component(Kind::Loss, "bce", {param_float("pos_weight", 1.0, "weight").at_least(0)}));
-    add(component(Kind::Loss, "box_loss", {}, {{"requires", "boxes"}}));
+    add(box_consumer(Kind::Loss, "box_loss"));
+    add(margin_loss());
     add(component(Kind::Scheduler, "constant", {}));
     add(component(Kind::Scheduler, "cosine", {param_float("min_lr", 0.0, "floor").at_least(0)}));
     add(component(Kind::Metric, "iou", {param_float("threshold", 0.5, "binarize").range(0, 1)}));
     add(component(Kind::Metric, "accuracy", {}));
-    add(component(Kind::Metric, "box_map", {}, {{"requires", "boxes"}}));
+    add(box_consumer(Kind::Metric, "box_map"));
+    add(error_rate());
     augmentations_["hflip"] = {param_float("p", 1.0, "probability").range(0, 1)};
     augmentations_["rotate"] = {param_float("p", 1.0, "probability").range(0, 1),
                                 param_float("degrees", 10.0, "max angle").range(0, 180)};
@@ -257,6 +288,42 @@ TEST_CASE("config: out-of-range values name the allowed range", "[config][errors
   CHECK(error_of("[optimizer]\nlr = 0\n" + kValid) == "x.toml:2:6: optimizer.lr: expected float > 0, got 0.0");
   CHECK(error_of("[optimizer]\nbetas = [0.9, 1.0]\n" + kValid) ==
         "x.toml:2:9: optimizer.betas: expected a list of 2 floats, each in [0, 1), got [0.9, 1.0]");
+}
+
+TEST_CASE("config: a strict bound is refused with what is allowed", "[config][errors]") {
+  CHECK(error_of("[loss]\nplugin = \"margin_loss\"\nmargin = 1.0\n" + kExperiment + kDataset + kModel + kMetrics) ==
+        "x.toml:3:10: loss.margin: expected float in (0, 1), got 1.0");
+  CHECK(error_of("[loss]\nplugin = \"margin_loss\"\nmargin = 0\n" + kExperiment + kDataset + kModel + kMetrics) ==
+        "x.toml:3:10: loss.margin: expected float in (0, 1), got 0.0");
+  CHECK(parse("[loss]\nplugin = \"margin_loss\"\nmargin = 0.999\n" + kExperiment + kDataset + kModel + kMetrics)
+            .loss.params.real("margin") == 0.999);
+}
+
+TEST_CASE("config: a component's rule across its parameters is reported at the key the file sets",
+          "[config][errors]") {
+  const std::string tail = kExperiment + kDataset + kModel + kMetrics;
+  CHECK(error_of("[loss]\nplugin = \"margin_loss\"\nlo = 0.9\n" + tail) ==
+        "x.toml:3:6: loss.lo: must not exceed hi = 0.8");
+  // The first of the rule's keys the file sets: here only hi.
+  CHECK(error_of("[loss]\nplugin = \"margin_loss\"\nhi = 0.1\n" + tail) ==
+        "x.toml:3:6: loss.hi: must not exceed hi = 0.1");
+  // A --set override is named as the origin, like any other error of its key.
+  CHECK(error_of(kValid, {"loss.plugin=margin_loss", "loss.lo=0.95"}) ==
+        "--set loss.lo=0.95: loss.lo: must not exceed hi = 0.8");
+  // A value already in error is reported once; the rule does not run on a default stand-in.
+  CHECK(error_of("[loss]\nplugin = \"margin_loss\"\nlo = \"x\"\nhi = 0.1\n" + tail) ==
+        "x.toml:3:6: loss.lo: expected float, got string \"x\"");
+  CHECK(parse("[loss]\nplugin = \"margin_loss\"\nlo = 0.5\nhi = 0.5\n" + tail).loss.params.real("lo") == 0.5);
+}
+
+TEST_CASE("config: a metric's mode defaults to its declared direction", "[config]") {
+  const std::string head = kExperiment + kDataset + kModel + kLoss;
+  const ExperimentConfig declared = parse(head + "[[metrics]]\nplugin = \"error_rate\"\n[[metrics]]\nplugin = \"iou\"\n");
+  CHECK_FALSE(declared.metrics[0].maximize);
+  CHECK(declared.metrics[1].maximize);
+  CHECK_THAT(declared.resolved_toml(), Contains("plugin = \"error_rate\"\nname = \"error_rate\"\nmonitor = true\nmode = \"min\""));
+  const ExperimentConfig given = parse(head + "[[metrics]]\nplugin = \"error_rate\"\nmode = \"max\"\n");
+  CHECK(given.metrics[0].maximize);
 }
 
 TEST_CASE("config: a value outside the choices suggests the closest choice", "[config][errors]") {

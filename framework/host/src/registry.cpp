@@ -247,7 +247,8 @@ std::vector<std::string> PluginRegistry::augmentation_types() const { return aug
 Params PluginRegistry::params_for(Kind kind, const std::string& name,
                                   const std::map<std::string, ParamValue>& given) const {
   const Registered& reg = impl_->get(kind, name);
-  return check_params(reg.entry.info.params, given, fmt::format("{} '{}'", to_string(kind), name));
+  return check_params(reg.entry.info.params, given, fmt::format("{} '{}'", to_string(kind), name),
+                      reg.entry.info.checks);
 }
 
 template <class FactoryT, class... Args>
@@ -260,7 +261,6 @@ std::shared_ptr<Dataset> PluginRegistry::make_dataset(const std::string& name, c
                                                       const DatasetContext& context) const {
   return call_factory<DatasetFactory>(impl_->get(Kind::Dataset, name), params, context);
 }
-std::shared_ptr<Model> PluginRegistry::make_model(const std::string& name, const Params& params,
 bool PluginRegistry::reads_folders(const std::string& dataset) const {
   return static_cast<bool>(impl_->get(Kind::Dataset, dataset).folder_reader);
 }
@@ -274,6 +274,7 @@ std::shared_ptr<Dataset> PluginRegistry::make_folder_dataset(const std::string& 
                                   name));
   return tie_to_library(reg.folder_reader(params, context, folder), reg.plugin);
 }
+std::shared_ptr<Model> PluginRegistry::make_model(const std::string& name, const Params& params,
                                                   const ModelContext& context) const {
   return call_factory<ModelFactory>(impl_->get(Kind::Model, name), params, context);
 }

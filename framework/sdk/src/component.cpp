@@ -1,5 +1,7 @@
 #include "chestlab/component.h"
 
+#include <algorithm>
+
 namespace chestlab {
 
 const char* to_string(Kind kind) {
@@ -24,5 +26,15 @@ bool parse_kind(const std::string& text, Kind& out) {
 }
 
 const char* to_string(OutputKind kind) { return kind == OutputKind::Mask ? "mask" : "boxes"; }
+
+std::string to_string(const std::vector<OutputKind>& kinds) {
+  std::string out;
+  for (std::size_t i = 0; i < kinds.size(); ++i) out += (i ? " or " : "") + std::string(to_string(kinds[i]));
+  return out.empty() ? "nothing" : out;
+}
+
+bool ComponentInfo::accepts_output(OutputKind kind) const {
+  return std::find(accepts.begin(), accepts.end(), kind) != accepts.end();
+}
 
 }  // namespace chestlab

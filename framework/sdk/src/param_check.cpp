@@ -37,10 +37,6 @@ bool type_fits(ParamType want, const ParamValue& v) {
   return false;
 }
 
-bool in_range(const ParamSpec& spec, double x) {
-  return (!spec.min || x >= *spec.min) && (!spec.max || x <= *spec.max);
-}
-
 bool allowed_choice(const ParamSpec& spec, const std::string& s) {
   return spec.choices.empty() || std::find(spec.choices.begin(), spec.choices.end(), s) != spec.choices.end();
 }
@@ -61,15 +57,15 @@ std::string check_value(const ParamSpec& spec, const ParamValue& raw) {
     return fmt::format("expected {}, got {} {}", spec.allowed(), type_of(raw), to_toml(raw));
   ParamValue value = coerce_value(spec, raw);
   auto bad = [&]() { return fmt::format("expected {}, got {}", spec.allowed(), to_toml(value)); };
-  if (auto* i = std::get_if<std::int64_t>(&value); i && !in_range(spec, static_cast<double>(*i))) return bad();
-  if (auto* d = std::get_if<double>(&value); d && !in_range(spec, *d)) return bad();
+  if (auto* i = std::get_if<std::int64_t>(&value); i && !spec.in_bounds(static_cast<double>(*i))) return bad();
+  if (auto* d = std::get_if<double>(&value); d && !spec.in_bounds(*d)) return bad();
   if (auto* s = std::get_if<std::string>(&value); s && !allowed_choice(spec, *s)) return bad();
   if (auto* l = std::get_if<std::vector<std::int64_t>>(&value))
     for (auto x : *l)
-      if (!in_range(spec, static_cast<double>(x))) return bad();
+      if (!spec.in_bounds(static_cast<double>(x))) return bad();
   if (auto* l = std::get_if<std::vector<double>>(&value))
     for (auto x : *l)
-      if (!in_range(spec, x)) return bad();
+      if (!spec.in_bounds(x)) return bad();
   if (auto* l = std::get_if<std::vector<std::string>>(&value))
     for (const auto& x : *l)
       if (!allowed_choice(spec, x)) return bad();
@@ -77,7 +73,7 @@ std::string check_value(const ParamSpec& spec, const ParamValue& raw) {
 }
 
 Params check_params(const Schema& schema, const std::map<std::string, ParamValue>& given,
-                    const std::string& context) {
+                    const std::string& context, const std::vector<ParamCheck>& checks) {
   std::vector<std::string> errors;
   std::vector<std::string> names;
   for (const auto& spec : schema) names.push_back(spec.name);
@@ -100,6 +96,11 @@ Params check_params(const Schema& schema, const std::map<std::string, ParamValue
     if (spec.default_value) out.set(spec.name, *spec.default_value);
     else errors.push_back(fmt::format("{}: missing required parameter '{}' ({})", context, spec.name, spec.allowed()));
   }
+  // Rules across parameters read every value, so they only mean something once each is valid.
+  if (errors.empty())
+    for (const ParamCheck& rule : checks)
+      if (std::string why = rule.check(out); !why.empty())
+        errors.push_back(fmt::format("{}: {}: {}", context, rule.keys.empty() ? "parameters" : rule.keys.front(), why));
   if (!errors.empty()) {
     std::string all;
     for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;

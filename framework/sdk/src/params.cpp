@@ -83,10 +83,24 @@ std::string ParamSpec::allowed() const {
   }
   const bool elementwise = type == ParamType::IntList || type == ParamType::FloatList;
   const std::string what = elementwise ? " with every element" : "";
-  if (min && max) out += fmt::format("{} in [{}, {}]", what, number(*min), number(*max));
-  else if (min) out += fmt::format("{} >= {}", what, number(*min));
-  else if (max) out += fmt::format("{} <= {}", what, number(*max));
+  if (min && max)
+    out += fmt::format("{} in {}{}, {}{}", what, min_exclusive ? "(" : "[", number(*min), number(*max),
+                       max_exclusive ? ")" : "]");
+  else if (min) out += fmt::format("{} {} {}", what, min_exclusive ? ">" : ">=", number(*min));
+  else if (max) out += fmt::format("{} {} {}", what, max_exclusive ? "<" : "<=", number(*max));
   return out;
+}
+
+bool ParamSpec::in_bounds(double value) const {
+  if (std::isnan(value)) return !min && !max;
+  const bool above_min = !min || (min_exclusive ? value > *min : value >= *min);
+  const bool below_max = !max || (max_exclusive ? value < *max : value <= *max);
+  return above_min && below_max;
+}
+
+ParamCheck param_check(std::vector<std::string> keys, std::string doc,
+                       std::function<std::string(const Params&)> check) {
+  return ParamCheck{std::move(keys), std::move(doc), std::move(check)};
 }
 
 namespace {

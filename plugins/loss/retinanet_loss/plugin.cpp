@@ -30,7 +30,7 @@ ComponentInfo retinanet_focal_info() {
                   "weight of the image-level BCE (label: the image has a box); used when the model has an image head")
           .at_least(0.0),
   };
-  info.tags["requires"] = "boxes";
+  info.accepts = {OutputKind::Boxes};
   info.tags["source"] = "Lin et al. 2017, Focal Loss for Dense Object Detection";
   return info;
 }

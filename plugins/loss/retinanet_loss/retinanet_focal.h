@@ -35,7 +35,6 @@ struct RetinaFocalTerms {
 class RetinaFocalLoss : public Loss {
  public:
   explicit RetinaFocalLoss(const RetinaFocalOptions& options) : options_(options) {}
-  OutputKind requires_output() const override { return OutputKind::Boxes; }
   torch::Tensor compute(const ModelOutput& output, const Batch& batch) override;
   RetinaFocalTerms terms(const ModelOutput& output, const Batch& batch) const;
 

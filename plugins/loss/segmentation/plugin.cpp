@@ -16,7 +16,7 @@ ComponentInfo loss_info(std::string name, std::string description, Schema params
   info.version = "1.0.0";
   info.description = std::move(description);
   info.params = std::move(params);
-  info.tags["requires"] = "mask";
+  info.accepts = {OutputKind::Mask};
   info.tags["source"] = "Kaggle RSNA kernel (iou_bce_loss)";
   return info;
 }

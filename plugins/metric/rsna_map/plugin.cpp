@@ -31,8 +31,9 @@ ComponentInfo rsna_map_info() {
           .range(0.0, 1.0),
   };
   // Works with mask models (boxes from the mask) and box models (their boxes).
+  info.accepts = {OutputKind::Mask, OutputKind::Boxes};
+  info.higher_is_better = true;
   info.tags["requires"] = "any";
-  info.tags["higher_is_better"] = "true";
   return info;
 }
 

@@ -13,8 +13,8 @@ ComponentInfo metric_info(std::string name, std::string description, Schema para
   info.version = "1.0.0";
   info.description = std::move(description);
   info.params = std::move(params);
-  info.tags["requires"] = "mask";
-  info.tags["higher_is_better"] = "true";
+  info.accepts = {OutputKind::Mask};
+  info.higher_is_better = true;
   return info;
 }
 

@@ -31,7 +31,7 @@ ComponentInfo resnet_seg_info() {
                    "BN-ReLU-1x1 conv to 1, upsampled by 2^(depth-2) (a capstone report's head; depth >= 2)")
           .one_of({"kernel", "transposed"}),
   };
-  info.tags["output"] = "mask";
+  info.output = OutputKind::Mask;
   info.tags["source"] = "Kaggle RSNA kernel (resnet-style segmentation)";
   return info;
 }

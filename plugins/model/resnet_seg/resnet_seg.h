@@ -95,7 +95,6 @@ class ResnetSeg : public chestlab::Model {
  public:
   explicit ResnetSeg(const ResnetSegOptions& options);
 
-  OutputKind output_kind() const override { return OutputKind::Mask; }
   // images: float [B, in_channels, H, W] with H and W multiples of 2^depth.
   // Returns mask_logits [B, 1, H, W]. Throws ConfigError for any other input shape.
   ModelOutput forward(const torch::Tensor& images) override;

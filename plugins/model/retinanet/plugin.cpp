@@ -48,7 +48,7 @@ ComponentInfo retinanet_info() {
                   "with image_head: images whose opacity probability is below this get no boxes; 0 = no gate")
           .range(0.0, 1.0),
   };
-  info.tags["output"] = "boxes";
+  info.output = OutputKind::Boxes;
   info.tags["loss"] = "retinanet_focal";
   info.tags["source"] = "Lin et al. 2017, Focal Loss for Dense Object Detection";
   return info;

@@ -109,7 +109,6 @@ class RetinaNet : public chestlab::Model {
  public:
   explicit RetinaNet(const RetinaNetOptions& options);
 
-  OutputKind output_kind() const override { return OutputKind::Boxes; }
   // images: float [B, in_channels, H, W], H and W at least 32.
   ModelOutput forward(const torch::Tensor& images) override;
   Prediction predict(const ModelOutput& output) override;

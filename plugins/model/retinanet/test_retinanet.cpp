@@ -266,7 +266,7 @@ TEST_CASE("focal loss against hand-computed values", "[retinanet]") {
   batch.images = torch::zeros({1, 1, 64, 64});
   batch.boxes = {torch::tensor({{0.f, 0.f, 10.f, 20.f}})};
   auto loss = make_loss();
-  CHECK(test::plugins().find(Kind::Loss, "retinanet_focal")->tags.at("requires") == "boxes");
+  CHECK(to_string(test::plugins().find(Kind::Loss, "retinanet_focal")->accepts) == "boxes");
   // One positive (0.25 * 0.25 ln 2) + one negative (0.75 * 0.25 ln 2), per 1 positive; boxes exact.
   CHECK(loss->compute(out, batch).item<double>() == Approx(0.25 * ln2).epsilon(1e-5));
   // A box off by a delta of 1 in x: smooth-L1 with beta 1/9 adds 1 - 0.5 / 9.
@@ -286,10 +286,10 @@ TEST_CASE("retinanet output shapes for depths 18 34 50 and several sizes", "[ret
   struct Case {
     std::int64_t depth, height, width;
   };
+  CHECK(test::plugins().find(Kind::Model, "retinanet")->output == OutputKind::Boxes);
   for (const Case c : {Case{18, 64, 64}, Case{18, 96, 128}, Case{18, 70, 45}, Case{34, 64, 96}, Case{50, 64, 64}}) {
     INFO("depth " << c.depth << " input " << c.height << " x " << c.width);
     auto model = make_retinanet(tiny(c.depth));
-    CHECK(model->output_kind() == OutputKind::Boxes);
     model->eval();
     const auto out = model->forward(torch::rand({2, 1, c.height, c.width}));
     const std::int64_t a = expected_anchors(c.height, c.width, 9);

@@ -50,7 +50,7 @@ ComponentInfo unet_info() {
                    "parameter, which must then be left at its default")
           .one_of({"", kNotebookSimple}),
   };
-  info.tags["output"] = "mask";
+  info.output = OutputKind::Mask;
   info.tags["paper"] = "Ronneberger et al. 2015, U-Net";
   return info;
 }

@@ -102,7 +102,6 @@ class Unet : public chestlab::Model {
  public:
   explicit Unet(const UnetOptions& options);
 
-  OutputKind output_kind() const override { return OutputKind::Mask; }
   // images: float [B, in_channels, H, W] with H and W multiples of 2^depth.
   // Returns mask_logits [B, 1, H, W]. Throws ConfigError for any other input shape.
   ModelOutput forward(const torch::Tensor& images) override;

@@ -18,6 +18,8 @@ bool parse_kind(const std::string& text, Kind& out);
 // What a model produces and so which post-processing and metrics apply.
 enum class OutputKind { Mask, Boxes };
 const char* to_string(OutputKind kind);
+// "mask", "mask or boxes": what a loss or metric accepts, for messages and docs.
+std::string to_string(const std::vector<OutputKind>& kinds);
 
 struct ComponentInfo {
   Kind kind = Kind::Model;
@@ -25,8 +27,23 @@ struct ComponentInfo {
   std::string version;      // the component's own version, e.g. "1.0.0"
   std::string description;  // one line
   Schema params;
-  // Free-form metadata shown by `plugins describe` (e.g. "paper", "output" = "mask").
+  // Rules across parameters (or beyond one parameter's bounds), checked with `params`.
+  std::vector<ParamCheck> checks;
+
+  // The pairing, declared once here and read by the experiment-file check (a box model with
+  // a mask-only loss is refused before anything trains), by `chestlab predict` (which
+  // post-processing applies) and by `plugins describe` / the docs.
+  // Models: what the model produces.
+  OutputKind output = OutputKind::Mask;
+  // Losses and metrics: the model outputs they can read (rsna_map reads both).
+  std::vector<OutputKind> accepts = {OutputKind::Mask};
+  // Metrics: whether larger values are better; the default `mode` of a [[metrics]] entry.
+  bool higher_is_better = true;
+
+  // Free-form, informative metadata shown by `plugins describe` (e.g. "paper", "source").
   std::map<std::string, std::string> tags;
+
+  bool accepts_output(OutputKind kind) const;
 };
 
 }  // namespace chestlab

@@ -8,11 +8,11 @@
 
 namespace chestlab {
 
+// The model outputs a loss reads are declared in its ComponentInfo::accepts; the
+// experiment-file check refuses a model whose output is not among them.
 class Loss {
  public:
   virtual ~Loss() = default;
-  // The model output this loss reads; the host refuses a pairing that does not match.
-  virtual OutputKind requires_output() const { return OutputKind::Mask; }
   // Scalar loss, differentiable, on the batch's device.
   virtual torch::Tensor compute(const ModelOutput& output, const Batch& batch) = 0;
 };

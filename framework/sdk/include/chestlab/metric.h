@@ -10,11 +10,11 @@
 
 namespace chestlab {
 
+// The model outputs a metric reads and its direction are declared in its ComponentInfo
+// (accepts, higher_is_better).
 class Metric {
  public:
   virtual ~Metric() = default;
-  virtual OutputKind requires_output() const { return OutputKind::Mask; }
-  virtual bool higher_is_better() const { return true; }
   virtual void reset() = 0;
   // Tensors are on the CPU.
   virtual void update(const Prediction& prediction, const Batch& batch) = 0;

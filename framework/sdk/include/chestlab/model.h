@@ -25,9 +25,9 @@ struct Prediction {
   torch::Tensor image_prob;            // [B], or undefined
 };
 
+// What the model outputs (mask or boxes) is declared in its ComponentInfo::output.
 class Model : public torch::nn::Module {
  public:
-  virtual OutputKind output_kind() const = 0;
   virtual ModelOutput forward(const torch::Tensor& images) = 0;
   // Default for mask models: sigmoid of the logits (and of image_logits when present).
   virtual Prediction predict(const ModelOutput& output);

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "chestlab/params.h"
 
@@ -16,10 +17,11 @@ namespace chestlab {
 std::string check_value(const ParamSpec& spec, const ParamValue& value);
 ParamValue coerce_value(const ParamSpec& spec, const ParamValue& value);
 
-// All of `given` checked against `schema`, defaults filled in. Throws ConfigError listing
-// every problem, each prefixed by `context` (e.g. "model 'unet'").
+// All of `given` checked against `schema`, defaults filled in, then against `checks` (a
+// component's ComponentInfo::checks) once every value is valid. Throws ConfigError listing
+// every problem, each prefixed by `context` (e.g. "model 'unet'") and the parameter's name.
 Params check_params(const Schema& schema, const std::map<std::string, ParamValue>& given,
-                    const std::string& context);
+                    const std::string& context, const std::vector<ParamCheck>& checks = {});
 
 // Closest name by edit distance, or "" when nothing is close enough to suggest.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -28,23 +29,32 @@ struct ParamSpec {
   std::string name;
   ParamType type = ParamType::Float;
   std::optional<ParamValue> default_value;
-  std::optional<double> min;            // inclusive; for numbers and each element of number lists
-  std::optional<double> max;            // inclusive
+  std::optional<double> min;            // for numbers and each element of number lists
+  std::optional<double> max;
+  bool min_exclusive = false;           // true: the value must be > min (else >= min)
+  bool max_exclusive = false;           // true: the value must be < max (else <= max)
   std::vector<std::string> choices;     // allowed strings (String and StringList); empty = any
   std::string doc;
 
   bool required() const { return !default_value.has_value(); }
-  // "integer in [1, 64]", "one of: max, mean", "float >= 0", ... for error messages and docs.
+  // Whether a number (or one element of a number list) lies within min and max; NaN only
+  // where the spec has no bound at all.
+  bool in_bounds(double value) const;
+  // "integer in [1, 64]", "one of: max, mean", "float >= 0", "float in (0, 1)", ... for error
+  // messages and docs.
   std::string allowed() const;
 };
 
 // Fluent builders so a plugin's schema reads like a table:
 //   param_int("channels", 32, "width of the stem").range(1, 1024)
+// Bounds combine: param_float("prior", 0.01, "...").above(0.0).below(1.0) is "float in (0, 1)".
 struct ParamBuilder {
   ParamSpec spec;
-  ParamBuilder& range(double lo, double hi) { spec.min = lo; spec.max = hi; return *this; }
-  ParamBuilder& at_least(double lo) { spec.min = lo; return *this; }
-  ParamBuilder& at_most(double hi) { spec.max = hi; return *this; }
+  ParamBuilder& range(double lo, double hi) { return at_least(lo).at_most(hi); }
+  ParamBuilder& at_least(double lo) { spec.min = lo; spec.min_exclusive = false; return *this; }
+  ParamBuilder& at_most(double hi) { spec.max = hi; spec.max_exclusive = false; return *this; }
+  ParamBuilder& above(double lo) { spec.min = lo; spec.min_exclusive = true; return *this; }
+  ParamBuilder& below(double hi) { spec.max = hi; spec.max_exclusive = true; return *this; }
   ParamBuilder& one_of(std::vector<std::string> c) { spec.choices = std::move(c); return *this; }
   operator ParamSpec() const { return spec; }
 };
@@ -59,6 +69,24 @@ ParamBuilder param_strings(std::string name, std::vector<std::string> def, std::
 ParamBuilder param_required(std::string name, ParamType type, std::string doc);
 
 using Schema = std::vector<ParamSpec>;
+
+class Params;
+
+// A rule on a component's parameters that no single ParamSpec can state: a relation
+// between parameters (bg_iou <= fg_iou), a set of allowed numbers, a list length. Checked
+// with the schema, before any factory runs, so a plugin never re-checks its parameters.
+struct ParamCheck {
+  // The parameters the rule reads, most telling first: an experiment file's error points
+  // at the first of them the file sets, and is reported under that key.
+  std::vector<std::string> keys;
+  // The rule in a few words, for `plugins describe` and the docs, e.g. "bg_iou <= fg_iou".
+  std::string doc;
+  // "" when the values are fine, else what is wrong, read after "<section>.<key>: ", e.g.
+  // "must not exceed fg_iou = 0.5, got 0.6". Receives validated values, defaults filled in.
+  std::function<std::string(const Params&)> check;
+};
+ParamCheck param_check(std::vector<std::string> keys, std::string doc,
+                       std::function<std::string(const Params&)> check);
 
 // Thrown by Params accessors when a plugin asks for a name or type its schema does not
 // declare: a programming error in the plugin, not a user error.
