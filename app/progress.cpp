@@ -1,11 +1,11 @@
-#include "chestlab/host/progress.h"
+#include "progress.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdio>
 
-namespace chestlab {
+namespace chestlab::app {
 
 ProgressPrinter::ProgressPrinter(bool enabled) : enabled_(enabled), tty_(isatty(STDOUT_FILENO) != 0) {}
 
@@ -39,4 +39,4 @@ void ProgressPrinter::line(const std::string& text) {
   std::fflush(stdout);
 }
 
-}  // namespace chestlab
+}  // namespace chestlab::app

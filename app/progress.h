@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace chestlab {
+namespace chestlab::app {
 
 class ProgressPrinter {
  public:
@@ -24,4 +24,4 @@ class ProgressPrinter {
   std::chrono::steady_clock::time_point epoch_start_{};
 };
 
-}  // namespace chestlab
+}  // namespace chestlab::app

@@ -21,9 +21,12 @@ using namespace chestlab;
 namespace {
 
 struct Quiet : FoldObserver {
-  std::vector<EpochRecord> epochs;
-  void on_epoch_end(int, const EpochRecord& r, bool, const Model&, const FoldCheckpoint&) override {
+  std::vector<HistoryRow> epochs;
+  std::vector<TrainingThroughput> throughput;
+  void on_epoch_end(int, const HistoryRow& r, const TrainingThroughput& t, bool, const Model&,
+                    const ResumeBlob&) override {
     epochs.push_back(r);
+    throughput.push_back(t);
   }
 };
 
@@ -71,9 +74,10 @@ int main(int argc, char** argv) {
     Quiet observer;
     FoldTrainer trainer(exp, 0, choose_device(config.train.device));
     trainer.run(observer);
-    const EpochRecord& r = observer.epochs.at(0);
-    std::cout << fmt::format("| {:<36} | {:>10.1f} |\n", "training, images/s", r.images_per_second);
-    std::cout << fmt::format("| {:<36} | {:>9.1f}% |\n", "training time waiting for data", 100 * r.data_wait_fraction);
+    const HistoryRow& r = observer.epochs.at(0);
+    const TrainingThroughput& t = observer.throughput.at(0);
+    std::cout << fmt::format("| {:<36} | {:>10.1f} |\n", "training, images/s", t.images_per_second);
+    std::cout << fmt::format("| {:<36} | {:>9.1f}% |\n", "training time waiting for data", 100 * t.data_wait_fraction);
     std::cout << fmt::format("| {:<36} | {:>10.1f} |\n", "epoch incl. validation, seconds", r.seconds);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

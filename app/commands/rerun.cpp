@@ -5,10 +5,10 @@
 #include <filesystem>
 #include <iostream>
 
-#include "chestlab/host/run_driver.h"
 #include "chestlab/engine/run_diff.h"
 #include "chestlab/engine/runfile.h"
 #include "command.h"
+#include "run_output.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -83,9 +83,8 @@ int run_rerun(const std::vector<std::string>& args) {
     request.run_path = (folder / (request.run_id + ".h5")).string();
   }
   if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
-  request.verbose = !vm.count("quiet");
 
-  const RunOutcome outcome = run_experiment(request);
+  const RunOutcome outcome = run_experiment_on_terminal(request, !vm.count("quiet"));
   if (outcome.exit_code == kExitInterrupted) {
     std::cout << fmt::format("rerun interrupted: {} (continue it with `chestlab run --resume`)\n", outcome.path);
     return kExitInterrupted;

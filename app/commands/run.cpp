@@ -5,8 +5,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "chestlab/host/run_driver.h"
 #include "command.h"
+#include "run_output.h"
 
 namespace po = boost::program_options;
 
@@ -77,7 +77,6 @@ int run_run(const std::vector<std::string>& args) {
     if (vm.count("device")) request.overrides.push_back("train.device=" + quoted(vm["device"].as<std::string>()));
     if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
     if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
-    request.verbose = !vm.count("quiet");
     request.distributed = vm.count("distributed") > 0;
     if (vm.count("run-id")) {
       request.run_id = vm["run-id"].as<std::string>();
@@ -95,7 +94,7 @@ int run_run(const std::vector<std::string>& args) {
     } else {
       throw po::error("give an experiment file (or --resume RUN.h5)");
     }
-    RunOutcome outcome = run_experiment(request);
+    RunOutcome outcome = run_experiment_on_terminal(request, !vm.count("quiet"));
     if (outcome.path.empty()) {  // a rank other than 0 of a distributed run
       std::cout << fmt::format("\nno run file on this rank (rank 0 writes it)  (status {})\n", to_string(outcome.status));
       return outcome.exit_code;

@@ -28,9 +28,9 @@
 #include "chestlab/errors.h"
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/registry.h"
-#include "chestlab/host/run_driver.h"
 #include "chestlab/engine/sweep.h"
 #include "command.h"
+#include "run_output.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -514,7 +514,6 @@ int run_task(const Args& args, const SweepPlan& plan, const std::string& dir, lo
     setenv("OMP_NUM_THREADS", cpus, 1);
   RunRequest request;
   request.plugin_dirs = args.plugin_dirs;
-  request.verbose = !args.quiet;
   if (fs::exists(unit_file, ec)) {
     if (read_run(unit_file, LoadWeights::No).status == RunStatus::Complete) {
       std::cout << fmt::format("unit {}: {} is complete\n", task, unit_file);
@@ -531,7 +530,7 @@ int run_task(const Args& args, const SweepPlan& plan, const std::string& dir, lo
   }
   std::cout << fmt::format("unit {}: run {} ({}) fold {} -> {}\n", task, p.run_id, point_text(p), unit.fold, unit_file)
             << std::flush;
-  return run_experiment(request).exit_code;
+  return run_experiment_on_terminal(request, !args.quiet).exit_code;
 }
 
 int run_merge(const Args& args, const SweepPlan& plan, const std::string& dir) {

@@ -179,4 +179,51 @@ std::vector<std::size_t> shard_epoch(const std::vector<std::size_t>& order, std:
   return mine;
 }
 
+void DistributedSync::start_fold(torch::nn::Module& model) {
+  // Same seed, same weights on every rank already; the broadcast makes it a guarantee.
+  broadcast_state(context_, model, /*buffers_only=*/false);
+}
+
+std::vector<std::size_t> DistributedSync::shard(const std::vector<std::size_t>& order, std::size_t batch_size) {
+  return shard_epoch(order, batch_size, context_.rank(), context_.world_size());
+}
+
+StepTotals DistributedSync::sum(const StepTotals& mine) {
+  // [loss * samples, samples, interrupted] in one all-reduce, in double precision.
+  torch::Tensor numbers = torch::tensor({mine.loss_sum, mine.samples, mine.stop ? 1.0 : 0.0}, torch::kFloat64);
+  context_.all_reduce_sum(numbers);
+  return StepTotals{numbers[0].item<double>(), numbers[1].item<double>(), numbers[2].item<double>() > 0};
+}
+
+void DistributedSync::average_gradients(torch::nn::Module& model, double samples, double total_samples) {
+  all_reduce_gradients(context_, model, samples, total_samples);
+}
+
+HistoryRow DistributedSync::validation(torch::nn::Module& model, std::size_t metrics,
+                                       const std::function<HistoryRow()>& validate) {
+  // Rank 0's running statistics (BatchNorm) everywhere, then rank 0 validates alone and
+  // broadcasts [val_loss, metrics...]: every rank then takes the same monitor decision.
+  broadcast_state(context_, model, /*buffers_only=*/true);
+  HistoryRow row;
+  if (context_.is_root()) row = validate();
+  torch::Tensor numbers = torch::zeros({static_cast<std::int64_t>(metrics) + 1}, torch::kFloat64);
+  if (context_.is_root()) {
+    numbers[0] = row.val_loss;
+    for (std::size_t i = 0; i < row.metrics.size(); ++i) numbers[static_cast<std::int64_t>(i) + 1] = row.metrics[i];
+  }
+  context_.broadcast(numbers, 0);
+  if (!context_.is_root()) {
+    row.val_loss = numbers[0].item<double>();
+    for (std::size_t i = 0; i < metrics; ++i)
+      row.metrics.push_back(numbers[static_cast<std::int64_t>(i) + 1].item<double>());
+  }
+  return row;
+}
+
+bool DistributedSync::any(bool flag) {
+  torch::Tensor number = torch::full({1}, flag ? 1.0 : 0.0, torch::kFloat64);
+  context_.all_reduce_sum(number);
+  return number.item<double>() > 0;
+}
+
 }  // namespace chestlab

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <sstream>
 
-#include "chestlab/host/distributed.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/rng.h"
 
@@ -38,30 +37,37 @@ bool improves(double value, double best, bool maximize, bool have_best) {
   return maximize ? value > best : value < best;
 }
 
+// The parts of a fold's ResumeBlob.
+constexpr const char* kModelPart = "model";          // torch::serialize archive bytes
+constexpr const char* kOptimizerPart = "optimizer";  // torch::serialize archive bytes
+constexpr const char* kSchedulerPart = "scheduler";  // Scheduler::save_state()
+
+// A process training alone: nothing to agree on with anyone.
+class SingleProcess final : public TrainingSync {
+ public:
+  int world_size() const override { return 1; }
+  bool lockstep() const override { return false; }
+  const char* where() const override { return ""; }
+  void start_fold(torch::nn::Module&) override {}
+  std::vector<std::size_t> shard(const std::vector<std::size_t>& order, std::size_t) override { return order; }
+  StepTotals sum(const StepTotals& mine) override { return mine; }
+  void average_gradients(torch::nn::Module&, double, double) override {}
+  HistoryRow validation(torch::nn::Module&, std::size_t, const std::function<HistoryRow()>& validate) override {
+    return validate();
+  }
+  bool any(bool flag) override { return flag; }
+};
+
+TrainingSync& single_process() {
+  static SingleProcess alone;  // stateless
+  return alone;
+}
+
 }  // namespace
 
-const char* to_string(FoldOutcome outcome) {
-  switch (outcome) {
-    case FoldOutcome::Complete: return "complete";
-    case FoldOutcome::StoppedEarly: return "stopped_early";
-    case FoldOutcome::Interrupted: return "interrupted";
-    case FoldOutcome::Failed: return "failed";
-  }
-  return "?";
-}
-
-std::vector<NamedTensor> state_tensors(const torch::nn::Module& module) {
-  std::vector<NamedTensor> out;
-  for (const auto& p : module.named_parameters(true))
-    out.push_back({p.key(), p.value().detach().to(torch::kCPU, torch::kFloat32).contiguous()});
-  for (const auto& b : module.named_buffers(true))
-    out.push_back({b.key(), b.value().detach().to(torch::kCPU, torch::kFloat32).contiguous()});
-  return out;
-}
-
-FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device,
-                         DistributedContext* distributed)
-    : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device), distributed_(distributed) {
+FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync)
+    : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device),
+      sync_(sync ? sync : &single_process()) {
   seed_torch({config_.seed, static_cast<std::uint64_t>(fold), 0x1u});
   model_ = experiment.make_model();
   model_->to(device_);
@@ -69,8 +75,7 @@ FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device d
   loss_ = experiment.make_loss();
   scheduler_ = experiment.make_scheduler();
   metrics_ = experiment.make_metrics();
-  // Same seed, same weights on every rank already; the broadcast makes it a guarantee.
-  if (distributed_) broadcast_state(*distributed_, *model_, /*buffers_only=*/false);
+  sync_->start_fold(*model_);
 }
 
 LoaderOptions FoldTrainer::loader_options(std::int64_t epoch, bool training) const {
@@ -104,179 +109,101 @@ double FoldTrainer::scheduled_lr(std::int64_t epoch, std::int64_t step, std::int
   return lr;
 }
 
-FoldCheckpoint FoldTrainer::checkpoint(std::int64_t next_epoch) const {
-  FoldCheckpoint c;
+ResumeBlob FoldTrainer::checkpoint(std::int64_t next_epoch) const {
+  ResumeBlob c;
   c.next_epoch = next_epoch;
-  c.model_state = archive_bytes([&](auto& a) { model_->save(a); });
-  c.optimizer_state = archive_bytes([&](auto& a) { optimizer_->save(a); });
-  c.scheduler_state = scheduler_->save_state();
+  c.parts[kModelPart] = archive_bytes([&](auto& a) { model_->save(a); });
+  c.parts[kOptimizerPart] = archive_bytes([&](auto& a) { optimizer_->save(a); });
+  c.parts[kSchedulerPart] = scheduler_->save_state();
   return c;
 }
 
-void FoldTrainer::restore(const FoldCheckpoint& c) {
+void FoldTrainer::restore(const ResumeBlob& c) {
   torch::serialize::InputArchive model_archive, optimizer_archive;
-  std::istringstream model_in(c.model_state), optimizer_in(c.optimizer_state);
+  std::istringstream model_in(c.parts.at(kModelPart)), optimizer_in(c.parts.at(kOptimizerPart));
   model_archive.load_from(model_in, device_);
   model_->load(model_archive);
   optimizer_archive.load_from(optimizer_in, device_);
   optimizer_->load(optimizer_archive);
-  scheduler_->load_state(c.scheduler_state);
+  scheduler_->load_state(c.parts.at(kSchedulerPart));
 }
 
-bool FoldTrainer::train_epoch(std::int64_t epoch, EpochRecord& record) {
-  if (distributed_) return train_epoch_distributed(epoch, record);
+bool FoldTrainer::train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThroughput& throughput) {
   const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
   model_->train();
-  BatchLoader loader(experiment_.dataset(), plan.train, &experiment_.augment(), loader_options(epoch, true));
-  const auto steps = static_cast<std::int64_t>(loader.batches());
+  // Every process shuffles the same order and takes its slice of each global batch.
+  LoaderOptions options = loader_options(epoch, true);
+  std::vector<std::size_t> mine = sync_->shard(BatchLoader::epoch_order(plan.train, options), options.batch_size);
+  options.shuffle = false;  // in epoch order already
+  BatchLoader loader(experiment_.dataset(), std::move(mine), &experiment_.augment(), options);
+  const std::size_t global_batch = options.batch_size * static_cast<std::size_t>(sync_->world_size());
+  const auto batches = static_cast<std::int64_t>((plan.train.size() + global_batch - 1) / global_batch);
   const bool per_batch = scheduler_->unit() == StepUnit::Batch || epoch < config_.warmup_epochs;
-  record.lr = scheduled_lr(epoch, 0, steps);
-  set_learning_rate(*optimizer_, record.lr);
+  row.lr = scheduled_lr(epoch, 0, batches);
+  set_learning_rate(*optimizer_, row.lr);
 
   const auto t0 = Clock::now();
-  double loss_sum = 0;
-  std::int64_t seen = 0;
-  std::int64_t step = 0;
+  double loss_sum = 0;  // over every process
+  double seen = 0;
+  std::int64_t step = 0;  // steps taken: the schedule's position in the epoch
   bool completed = true;
-  while (auto host_batch = loader.next()) {
-    if (host_batch->size() == 0) continue;  // every sample of it was skipped
-    if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, steps));
+  for (std::int64_t b = 0; b < batches; ++b) {
+    std::optional<Batch> host_batch = loader.next();  // nullopt past this process's last slice
+    const bool no_samples = !host_batch || host_batch->size() == 0;  // every sample of it was skipped
+    if (no_samples && !sync_->lockstep()) continue;
+    if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, batches));
+    const StepTotals totals = train_step(host_batch, epoch, step, row.lr);
+    loss_sum += totals.loss_sum;
+    seen += totals.samples;
+    ++step;
+    const double elapsed = seconds_since(t0);
+    observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step), static_cast<std::size_t>(batches),
+                            seen > 0 ? loss_sum / seen : 0, elapsed > 0 ? seen / elapsed : 0);
+    if (totals.stop) {
+      completed = false;
+      break;
+    }
+  }
+  const double elapsed = seconds_since(t0);
+  row.train_loss = seen > 0 ? loss_sum / seen : std::nan("");
+  throughput.images_per_second = elapsed > 0 ? seen / elapsed : 0;
+  throughput.data_wait_fraction = elapsed > 0 ? loader.wait_seconds() / elapsed : 0;
+  auto skipped = loader.skipped();  // this process's (a distributed run records rank 0's)
+  skipped_.insert(skipped_.end(), skipped.begin(), skipped.end());
+  if (!skipped.empty()) observer_->on_skipped(fold_, skipped);
+  return completed;
+}
+
+StepTotals FoldTrainer::train_step(std::optional<Batch>& host_batch, std::int64_t epoch, std::int64_t step,
+                                   double lr) {
+  StepTotals mine;
+  optimizer_->zero_grad();
+  if (host_batch && host_batch->size() > 0) {
     Batch batch = host_batch->to(device_, /*non_blocking=*/device_.is_cuda());
-    optimizer_->zero_grad();
     ModelOutput output = model_->forward(batch.images);
     torch::Tensor loss = loss_->compute(output, batch);
     const double value = loss.item<double>();
-    if (!std::isfinite(value))
-      throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}); lower the learning rate "
+    // A non-finite loss fails the fold below, on every process alike (it shows in the sum).
+    if (std::isfinite(value)) loss.backward();
+    mine.samples = static_cast<double>(batch.size());
+    mine.loss_sum = value * mine.samples;
+  }
+  mine.stop = interrupt_requested();
+  const StepTotals all = sync_->sum(mine);
+  if (all.samples > 0) {
+    if (!std::isfinite(all.loss_sum))
+      throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}){}; lower the learning rate "
                                       "or set train.grad_clip",
-                                      value, epoch, step, record.lr));
-    loss.backward();
+                                      all.loss_sum, epoch, step, lr, sync_->where()));
+    sync_->average_gradients(*model_, mine.samples, all.samples);
     if (config_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
     optimizer_->step();
-    loss_sum += value * static_cast<double>(batch.size());
-    seen += batch.size();
-    ++step;
-    const double elapsed = seconds_since(t0);
-    observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step), loader.batches(), loss_sum / seen,
-                            elapsed > 0 ? seen / elapsed : 0);
-    if (interrupt_requested()) {
-      completed = false;
-      break;
-    }
   }
-  const double elapsed = seconds_since(t0);
-  record.train_loss = seen ? loss_sum / static_cast<double>(seen) : std::nan("");
-  record.images_per_second = elapsed > 0 ? static_cast<double>(seen) / elapsed : 0;
-  record.data_wait_fraction = elapsed > 0 ? loader.wait_seconds() / elapsed : 0;
-  auto skipped = loader.skipped();
-  skipped_.insert(skipped_.end(), skipped.begin(), skipped.end());
-  if (!skipped.empty()) observer_->on_skipped(fold_, skipped);
-  return completed;
+  return all;
 }
 
-bool FoldTrainer::train_epoch_distributed(std::int64_t epoch, EpochRecord& record) {
-  DistributedContext& dist = *distributed_;
-  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
-  model_->train();
-  // Every rank shuffles the same global order and takes its slice of each global batch.
-  LoaderOptions options = loader_options(epoch, true);
-  std::vector<std::size_t> mine =
-      shard_epoch(BatchLoader::epoch_order(plan.train, options), options.batch_size, dist.rank(), dist.world_size());
-  options.shuffle = false;
-  BatchLoader loader(experiment_.dataset(), std::move(mine), &experiment_.augment(), options);
-  const std::size_t global_batch = options.batch_size * static_cast<std::size_t>(dist.world_size());
-  const auto steps = static_cast<std::int64_t>((plan.train.size() + global_batch - 1) / global_batch);
-  const bool per_batch = scheduler_->unit() == StepUnit::Batch || epoch < config_.warmup_epochs;
-  record.lr = scheduled_lr(epoch, 0, steps);
-  set_learning_rate(*optimizer_, record.lr);
-
-  const auto t0 = Clock::now();
-  double loss_sum = 0;  // over every rank
-  double seen = 0;
-  bool completed = true;
-  // Every rank takes part in every step, also one whose slice is empty (the last global
-  // batch) or was skipped entirely: the collectives must match across ranks.
-  for (std::int64_t step = 0; step < steps; ++step) {
-    std::optional<Batch> host_batch = loader.next();  // nullopt past this rank's last slice
-    const std::int64_t n = host_batch ? host_batch->size() : 0;
-    if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, steps));
-    optimizer_->zero_grad();
-    double value = 0;
-    if (n > 0) {
-      Batch batch = host_batch->to(device_, /*non_blocking=*/device_.is_cuda());
-      ModelOutput output = model_->forward(batch.images);
-      torch::Tensor loss = loss_->compute(output, batch);
-      value = loss.item<double>();
-      if (std::isfinite(value)) loss.backward();
-    }
-    // [loss * samples, samples, interrupted] summed over ranks, in double precision.
-    torch::Tensor stats = torch::tensor({value * static_cast<double>(n), static_cast<double>(n),
-                                         interrupt_requested() ? 1.0 : 0.0},
-                                        torch::kFloat64);
-    dist.all_reduce_sum(stats);
-    const double global_sum = stats[0].item<double>(), global_n = stats[1].item<double>();
-    if (global_n > 0) {
-      if (!std::isfinite(global_sum))
-        throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}) on some rank; lower the "
-                                        "learning rate or set train.grad_clip",
-                                        global_sum, epoch, step, record.lr));
-      all_reduce_gradients(dist, *model_, static_cast<double>(n), global_n);
-      if (config_.train.grad_clip > 0)
-        torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
-      optimizer_->step();
-      loss_sum += global_sum;
-      seen += global_n;
-    }
-    const double elapsed = seconds_since(t0);
-    observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step + 1), static_cast<std::size_t>(steps),
-                            seen > 0 ? loss_sum / seen : 0, elapsed > 0 ? seen / elapsed : 0);
-    if (stats[2].item<double>() > 0) {
-      completed = false;
-      break;
-    }
-  }
-  const double elapsed = seconds_since(t0);
-  record.train_loss = seen > 0 ? loss_sum / seen : std::nan("");
-  record.images_per_second = elapsed > 0 ? seen / elapsed : 0;  // of all ranks together
-  record.data_wait_fraction = elapsed > 0 ? loader.wait_seconds() / elapsed : 0;
-  auto skipped = loader.skipped();  // this rank's (only rank 0's are recorded)
-  skipped_.insert(skipped_.end(), skipped.begin(), skipped.end());
-  if (!skipped.empty()) observer_->on_skipped(fold_, skipped);
-  return completed;
-}
-
-EpochRecord FoldTrainer::validate(std::int64_t epoch) {
-  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
-  if (!distributed_) return evaluate(plan.val, epoch);
-  // Rank 0's running statistics (BatchNorm) everywhere, then rank 0 validates alone and
-  // broadcasts [val_loss, metrics...]: every rank then takes the same monitor decision.
-  broadcast_state(*distributed_, *model_, /*buffers_only=*/true);
-  EpochRecord record;
-  record.epoch = epoch;
-  if (distributed_->is_root()) record = evaluate(plan.val, epoch);
-  torch::Tensor numbers = torch::zeros({static_cast<std::int64_t>(metrics_.size()) + 1}, torch::kFloat64);
-  if (distributed_->is_root()) {
-    numbers[0] = record.val_loss;
-    for (std::size_t i = 0; i < record.metrics.size(); ++i) numbers[static_cast<std::int64_t>(i) + 1] = record.metrics[i];
-  }
-  distributed_->broadcast(numbers, 0);
-  if (!distributed_->is_root()) {
-    record.val_loss = numbers[0].item<double>();
-    for (std::size_t i = 0; i < metrics_.size(); ++i)
-      record.metrics.push_back(numbers[static_cast<std::int64_t>(i) + 1].item<double>());
-  }
-  return record;
-}
-
-bool FoldTrainer::interrupted_anywhere() {
-  if (!distributed_) return interrupt_requested();
-  torch::Tensor flag = torch::full({1}, interrupt_requested() ? 1.0 : 0.0, torch::kFloat64);
-  distributed_->all_reduce_sum(flag);
-  return flag.item<double>() > 0;
-}
-
-EpochRecord FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::int64_t epoch) {
-  EpochRecord record;
+HistoryRow FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::int64_t epoch) {
+  HistoryRow record;
   record.epoch = epoch;
   model_->eval();
   torch::NoGradGuard no_grad;
@@ -321,6 +248,7 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
   FoldResult result;
   const std::size_t monitor = experiment_.monitor_index();
   const bool maximize = config_.metrics.at(monitor).maximize;
+  const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(fold_));
   std::int64_t start = 0;
   if (resume) {
     restore(resume->checkpoint);
@@ -337,17 +265,19 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
     for (std::int64_t epoch = start; epoch < config_.train.epochs; ++epoch) {
       if (config_.train.early_stopping > 0 && result.best_epoch >= 0 &&
           epoch - 1 - result.best_epoch >= config_.train.early_stopping) {
-        result.outcome = FoldOutcome::StoppedEarly;
+        result.status = FoldStatus::StoppedEarly;
         break;
       }
       seed_torch({config_.seed, static_cast<std::uint64_t>(fold_), 0x2u, static_cast<std::uint64_t>(epoch)});
       const auto t0 = Clock::now();
-      EpochRecord record;
-      if (!train_epoch(epoch, record)) {
-        result.outcome = FoldOutcome::Interrupted;
+      HistoryRow record;
+      TrainingThroughput throughput;
+      if (!train_epoch(epoch, record, throughput)) {
+        result.status = FoldStatus::Interrupted;
         break;
       }
-      EpochRecord validation = validate(epoch);
+      const HistoryRow validation =
+          sync_->validation(*model_, metrics_.size(), [&] { return evaluate(plan.val, epoch); });
       record.epoch = epoch;
       record.val_loss = validation.val_loss;
       record.metrics = validation.metrics;
@@ -360,14 +290,14 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
       }
       scheduler_->observe(epoch, monitored);
       result.history.push_back(record);
-      observer.on_epoch_end(fold_, record, improved, *model_, checkpoint(epoch + 1));
-      if (interrupted_anywhere()) {
-        result.outcome = epoch + 1 < config_.train.epochs ? FoldOutcome::Interrupted : FoldOutcome::Complete;
+      observer.on_epoch_end(fold_, record, throughput, improved, *model_, checkpoint(epoch + 1));
+      if (sync_->any(interrupt_requested())) {
+        result.status = epoch + 1 < config_.train.epochs ? FoldStatus::Interrupted : FoldStatus::Complete;
         break;
       }
     }
   } catch (const NonFiniteLoss& e) {
-    result.outcome = FoldOutcome::Failed;
+    result.status = FoldStatus::Failed;
     result.error = e.what();
   }
   result.skipped = skipped_;

@@ -6,20 +6,26 @@
 
 #include <stdexcept>
 
-#include "chestlab/host/trainer.h"  // state_tensors
-
 namespace chestlab {
+
+namespace {
+
+NamedArray float_array(const std::string& name, const torch::Tensor& tensor) {
+  const torch::Tensor values = tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  NamedArray a;
+  a.name = name;
+  a.shape.assign(values.sizes().begin(), values.sizes().end());
+  const float* data = values.data_ptr<float>();
+  a.values.assign(data, data + values.numel());
+  return a;
+}
+
+}  // namespace
 
 std::vector<NamedArray> weight_arrays(const torch::nn::Module& model) {
   std::vector<NamedArray> arrays;
-  for (auto& t : state_tensors(model)) {
-    NamedArray a;
-    a.name = t.name;
-    a.shape.assign(t.value.sizes().begin(), t.value.sizes().end());
-    const float* data = t.value.data_ptr<float>();
-    a.values.assign(data, data + t.value.numel());
-    arrays.push_back(std::move(a));
-  }
+  for (const auto& p : model.named_parameters(true)) arrays.push_back(float_array(p.key(), p.value()));
+  for (const auto& b : model.named_buffers(true)) arrays.push_back(float_array(b.key(), b.value()));
   return arrays;
 }
 

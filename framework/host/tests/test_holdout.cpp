@@ -120,12 +120,12 @@ TEST_CASE("holdout in file order: 60/20/20 slices and /test from the best weight
   CHECK(plan.test == std::vector<std::size_t>{16, 17, 18, 19});
   FoldTrainer trainer(experiment, 0, torch::kCPU);
   load_best_weights(trainer.model(), fold);
-  const EpochRecord again = trainer.evaluate(plan.test, fold.best_epoch);
+  const HistoryRow again = trainer.evaluate(plan.test, fold.best_epoch);
   CHECK(again.metrics[0] == Approx(test_value(run, "mean_iou")).epsilon(1e-5));
   CHECK(again.metrics[1] == Approx(test_value(run, "pixel_accuracy")).epsilon(1e-5));
   CHECK(again.val_loss == Approx(test_value(run, "loss")).epsilon(1e-5));
   // And the best epoch's validation value is what the history says it was.
-  const EpochRecord val = trainer.evaluate(plan.val, fold.best_epoch);
+  const HistoryRow val = trainer.evaluate(plan.val, fold.best_epoch);
   CHECK(val.metrics[0] == Approx(fold.history.at(static_cast<std::size_t>(fold.best_epoch)).metrics[0]).epsilon(1e-5));
 
   // `chestlab compare` shows the test value beside the (single) fold.

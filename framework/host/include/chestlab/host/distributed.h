@@ -6,7 +6,8 @@
 // epoch order, and all-reduces the gradients weighted by its sample count before the
 // optimizer step, so every rank takes the same step. Validation runs on rank 0 alone and its
 // numbers are broadcast, so the monitor, the schedule and early stopping decide the same
-// thing everywhere. Only rank 0 writes the run file.
+// thing everywhere. Only rank 0 writes the run file. DistributedSync plugs this into the one
+// training loop of FoldTrainer (chestlab/host/trainer.h).
 #pragma once
 
 #include <torch/types.h>
@@ -17,9 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace torch::nn {
-class Module;
-}
+#include "chestlab/host/trainer.h"
 
 namespace chestlab {
 
@@ -77,5 +76,28 @@ void broadcast_state(DistributedContext& context, torch::nn::Module& model, bool
 // batch in order (the last slice may be short or empty).
 std::vector<std::size_t> shard_epoch(const std::vector<std::size_t>& order, std::size_t per_rank_batch, int rank,
                                      int world_size);
+
+// One rank's part in the training loop of a data-parallel run: rank 0's weights at the start
+// of a fold, this rank's slice of every global batch, the step's loss, samples and interrupt
+// flag summed over ranks in one all-reduce, gradients averaged by samples, validation on rank
+// 0 with its numbers broadcast.
+class DistributedSync final : public TrainingSync {
+ public:
+  explicit DistributedSync(DistributedContext& context) : context_(context) {}
+
+  int world_size() const override { return context_.world_size(); }
+  bool lockstep() const override { return true; }
+  const char* where() const override { return " on some rank"; }
+  void start_fold(torch::nn::Module& model) override;
+  std::vector<std::size_t> shard(const std::vector<std::size_t>& order, std::size_t batch_size) override;
+  StepTotals sum(const StepTotals& mine) override;
+  void average_gradients(torch::nn::Module& model, double samples, double total_samples) override;
+  HistoryRow validation(torch::nn::Module& model, std::size_t metrics,
+                        const std::function<HistoryRow()>& validate) override;
+  bool any(bool flag) override;
+
+ private:
+  DistributedContext& context_;
+};
 
 }  // namespace chestlab

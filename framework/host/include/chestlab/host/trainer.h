@@ -1,6 +1,8 @@
 // Trains one fold: epochs of training and validation, the schedule, best-epoch tracking,
 // early stopping, gradient clipping, non-finite-loss and interrupt handling. What to do
-// with each finished epoch (record it, keep weights) is the FoldObserver's business.
+// with each finished epoch (record it, keep weights) is the FoldObserver's business; what
+// the processes of a data-parallel run agree on in each step is the TrainingSync's. There is
+// one training loop: a single process is a TrainingSync of one.
 #pragma once
 
 #include <torch/types.h>
@@ -10,40 +12,24 @@
 #include <string>
 #include <vector>
 
+#include "chestlab/engine/runfile.h"
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/loader.h"
 
 namespace chestlab {
 
-struct EpochRecord {
-  std::int64_t epoch = 0;
-  double lr = 0;
-  double train_loss = 0;
-  double val_loss = 0;
-  double seconds = 0;
-  std::vector<double> metrics;  // in the experiment's metric order
-  double images_per_second = 0;  // training throughput of this epoch
-  double data_wait_fraction = 0; // share of the training time spent waiting for batches
+// How fast an epoch trained. Measured, not recorded in the run file.
+struct TrainingThroughput {
+  double images_per_second = 0;   // of every process together
+  double data_wait_fraction = 0;  // share of the training time spent waiting for batches
 };
-
-// Everything needed to continue a fold after its last completed epoch. RNG state is not
-// part of it: every epoch reseeds LibTorch's generator from (seed, fold, epoch).
-struct FoldCheckpoint {
-  std::int64_t next_epoch = 0;
-  std::string model_state;      // torch::serialize archive bytes
-  std::string optimizer_state;  // torch::serialize archive bytes
-  std::string scheduler_state;  // Scheduler::save_state()
-};
-
-enum class FoldOutcome { Complete, StoppedEarly, Interrupted, Failed };
-const char* to_string(FoldOutcome outcome);
 
 struct FoldResult {
-  FoldOutcome outcome = FoldOutcome::Complete;
-  std::string error;            // for Failed
+  FoldStatus status = FoldStatus::Complete;  // Complete, StoppedEarly, Interrupted or Failed
+  std::string error;                         // for Failed
   std::int64_t best_epoch = -1;
   double best_value = 0;
-  std::vector<EpochRecord> history;
+  std::vector<HistoryRow> history;
   std::vector<SkippedSample> skipped;
 };
 
@@ -51,9 +37,10 @@ class FoldObserver {
  public:
   virtual ~FoldObserver() = default;
   // After each completed epoch. `improved`: this epoch is the new best by the monitor;
-  // `model` then holds the best weights. `checkpoint` resumes after this epoch.
-  virtual void on_epoch_end(int fold, const EpochRecord& record, bool improved, const Model& model,
-                            const FoldCheckpoint& checkpoint) = 0;
+  // `model` then holds the best weights. `resume` continues the fold after this epoch
+  // (its next_epoch and the parts "model", "optimizer", "scheduler").
+  virtual void on_epoch_end(int fold, const HistoryRow& row, const TrainingThroughput& throughput, bool improved,
+                            const Model& model, const ResumeBlob& resume) = 0;
   // Progress within an epoch, for progress bars.
   virtual void on_batch_end(int fold, std::int64_t epoch, std::size_t batch, std::size_t batches,
                             double loss, double images_per_second) {}
@@ -62,23 +49,60 @@ class FoldObserver {
 };
 
 struct ResumeState {
-  FoldCheckpoint checkpoint;
-  std::vector<EpochRecord> history;  // the epochs already recorded
+  ResumeBlob checkpoint;            // as FoldObserver::on_epoch_end gave it
+  std::vector<HistoryRow> history;  // the epochs already recorded
 };
 
-class DistributedContext;
+// A training step's numbers: one process's own, or summed over every process of a run.
+struct StepTotals {
+  double loss_sum = 0;  // the batch's mean loss times its samples
+  double samples = 0;
+  bool stop = false;    // an interrupt was requested
+};
+
+// What the processes of one data-parallel run must agree on, plugged into the one training
+// loop of FoldTrainer. The calls are collectives: every process makes the same calls in the
+// same order. A single process trains with the identity (FoldTrainer's default); a rank of
+// `chestlab run --distributed` with DistributedSync (chestlab/host/distributed.h).
+class TrainingSync {
+ public:
+  virtual ~TrainingSync() = default;
+  virtual int world_size() const = 0;
+  // Every process takes part in every step of an epoch, also one without samples in it (the
+  // collectives must match). A process alone skips a batch whose every sample was skipped.
+  virtual bool lockstep() const = 0;
+  // Appended to messages about a step's summed numbers, e.g. " on some rank".
+  virtual const char* where() const = 0;
+
+  // Once per fold, after the model is made: every process starts from the same weights.
+  virtual void start_fold(torch::nn::Module& model) = 0;
+  // This process's samples of an epoch's order. Global batch g is order[g*B, (g+1)*B) with
+  // B = world_size * batch_size; cut into batches of batch_size, the result holds this
+  // process's slice of every global batch in order.
+  virtual std::vector<std::size_t> shard(const std::vector<std::size_t>& order, std::size_t batch_size) = 0;
+  virtual StepTotals sum(const StepTotals& mine) = 0;
+  // Every process's gradients become the sample-weighted mean over processes,
+  // sum_r samples_r * grad_r / total_samples (a process with no samples passes 0).
+  virtual void average_gradients(torch::nn::Module& model, double samples, double total_samples) = 0;
+  // The validation numbers (val_loss and `metrics` metric values) that `validate` computes
+  // where the sync chooses, known to every process.
+  virtual HistoryRow validation(torch::nn::Module& model, std::size_t metrics,
+                                const std::function<HistoryRow()>& validate) = 0;
+  // `flag` of any process, on every process.
+  virtual bool any(bool flag) = 0;
+};
 
 class FoldTrainer {
  public:
-  // With `distributed` (kept alive by the caller), one rank of a data-parallel run
-  // (chestlab/host/distributed.h); without it, the plain single-process trainer.
-  FoldTrainer(const Experiment& experiment, int fold, torch::Device device,
-              DistributedContext* distributed = nullptr);
+  // With `sync` (kept alive by the caller), one process of a data-parallel run; without it,
+  // a single process.
+  FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync = nullptr);
   // Trains from scratch, or from `resume` after its last completed epoch.
   FoldResult run(FoldObserver& observer, const std::optional<ResumeState>& resume = std::nullopt);
 
-  // The validation pass alone (used for the holdout test part as well).
-  EpochRecord evaluate(const std::vector<std::size_t>& indices, std::int64_t epoch);
+  // The validation pass alone (used for the holdout test part as well): the row's epoch,
+  // val_loss and metrics.
+  HistoryRow evaluate(const std::vector<std::size_t>& indices, std::int64_t epoch);
   // The metrics of a prediction that finds nothing (an all-background mask, no boxes) on
   // the same samples: the floor a trained model must clearly beat.
   std::vector<double> empty_prediction_metrics(const std::vector<std::size_t>& indices);
@@ -86,15 +110,11 @@ class FoldTrainer {
 
  private:
   // False when interrupted before the epoch ended.
-  bool train_epoch(std::int64_t epoch, EpochRecord& record);
-  // One rank's share of an epoch of a distributed run (`distributed_` set).
-  bool train_epoch_distributed(std::int64_t epoch, EpochRecord& record);
-  // Rank 0 validates; every rank gets its numbers. Plain evaluate() without `distributed_`.
-  EpochRecord validate(std::int64_t epoch);
-  // interrupt_requested() on any rank (a collective in a distributed run).
-  bool interrupted_anywhere();
-  void restore(const FoldCheckpoint& checkpoint);
-  FoldCheckpoint checkpoint(std::int64_t next_epoch) const;
+  bool train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThroughput& throughput);
+  // One optimizer step on this process's `host_batch` (nullopt or empty: no samples here).
+  StepTotals train_step(std::optional<Batch>& host_batch, std::int64_t epoch, std::int64_t step, double lr);
+  void restore(const ResumeBlob& checkpoint);
+  ResumeBlob checkpoint(std::int64_t next_epoch) const;
   double scheduled_lr(std::int64_t epoch, std::int64_t step, std::int64_t steps) const;
   LoaderOptions loader_options(std::int64_t epoch, bool training) const;
 
@@ -102,6 +122,7 @@ class FoldTrainer {
   const ExperimentConfig& config_;
   int fold_;
   torch::Device device_;
+  TrainingSync* sync_;
   std::shared_ptr<Model> model_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::shared_ptr<Loss> loss_;
@@ -109,15 +130,7 @@ class FoldTrainer {
   std::vector<std::shared_ptr<Metric>> metrics_;
   FoldObserver* observer_ = nullptr;
   std::vector<SkippedSample> skipped_;
-  DistributedContext* distributed_ = nullptr;
 };
-
-// Named float32 copies of a module's parameters and buffers (state_dict names).
-struct NamedTensor {
-  std::string name;
-  torch::Tensor value;
-};
-std::vector<NamedTensor> state_tensors(const torch::nn::Module& module);
 
 // Thrown when a training loss is NaN or infinite; the fold fails, the others go on.
 struct NonFiniteLoss : std::runtime_error {
