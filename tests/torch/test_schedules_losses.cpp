@@ -249,3 +249,14 @@ TEST_CASE("focal loss matches the RetinaNet definition", "[losses]") {
     CHECK_THROWS_AS(focal->compute(out, batch), ConfigError);
   }
 }
+
+TEST_CASE("strict bounds and rules across parameters are checked before a component is made", "[schedulers][losses]") {
+  const auto& reg = test::plugins();
+  CHECK_THROWS_WITH(reg.params_for(Kind::Scheduler, "plateau", {{"factor", 1.0}}),
+                    "scheduler 'plateau': factor: expected float in [0, 1), got 1.0");
+  CHECK_THROWS_WITH(reg.params_for(Kind::Scheduler, "step_exponential", {{"gamma", 0.0}}),
+                    "scheduler 'step_exponential': gamma: expected float > 0, got 0.0");
+  CHECK_THROWS_WITH(reg.params_for(Kind::Loss, "retinanet_focal", {{"bg_iou", 0.6}, {"fg_iou", 0.5}}),
+                    "loss 'retinanet_focal': bg_iou: bg_iou (0.6) must not exceed fg_iou (0.5)");
+  CHECK(reg.params_for(Kind::Loss, "retinanet_focal", {{"bg_iou", 0.5}, {"fg_iou", 0.5}}).real("bg_iou") == 0.5);
+}

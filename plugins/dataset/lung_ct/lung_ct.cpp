@@ -122,11 +122,8 @@ cv::Mat binary_mask(const cv::Mat& mask, const std::string& path) {
   return out;
 }
 
+// The schema (plugin.cpp) checks that window is [] or [center, width >= 1].
 LungCtDataset::LungCtDataset(LungCtOptions options) : options_(std::move(options)) {
-  if (!options_.window.empty() && (options_.window.size() != 2 || !(options_.window[1] >= 1.0)))
-    throw ConfigError(fmt::format("lung_ct: window must be [] (per-image min-max) or [center, width] with "
-                                  "width >= 1, got {} value(s)",
-                                  options_.window.size()));
   pairs_ = pair_files(options_.images_dir, options_.masks_dir);
   if (options_.limit > 0 && pairs_.size() > options_.limit) pairs_.resize(options_.limit);
 }

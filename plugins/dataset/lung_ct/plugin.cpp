@@ -1,6 +1,4 @@
 // Registers the lung_ct dataset.
-#include <filesystem>
-
 #include "chestlab/sdk.h"
 #include "lung_ct.h"
 
@@ -33,6 +31,11 @@ ComponentInfo lung_ct_info() {
           .one_of({"lanczos4", "area"}),
       param_int("limit", 0, "use only the first N pairs in file-name order (quick runs); 0 = all").at_least(0),
   };
+  info.checks = {param_check({"window"}, "window is [] or [center, width >= 1]", [](const Params& p) {
+    const auto window = p.reals("window");
+    if (window.empty() || (window.size() == 2 && window[1] >= 1.0)) return std::string();
+    return "expected [] (per-image min-max) or [center, width] with width >= 1, got " + to_toml(ParamValue{window});
+  })};
   info.tags["provides"] = "image, mask";
   return info;
 }

@@ -125,6 +125,20 @@ TEST_CASE("lung_ct: TIFF in each pixel type and PNG, min-max normalised and resi
   CHECK(w.image[0][0][31].item<float>() > 0.0f);  // -1024 + 0.3 * 1424 = -597 HU: just inside
 }
 
+TEST_CASE("lung_ct: a window that is not [center, width >= 1] is refused by the schema", "[lung_ct]") {
+  const std::map<std::string, ParamValue> folders = {{"images", std::string("images")}, {"masks", std::string("masks")}};
+  auto with_window = [&](std::vector<double> window) {
+    auto given = folders;
+    given["window"] = std::move(window);
+    return registry().params_for(Kind::Dataset, "lung_ct", given);
+  };
+  CHECK_THROWS_WITH(with_window({-600}), "dataset 'lung_ct': window: expected [] (per-image min-max) or [center, "
+                                         "width] with width >= 1, got [-600.0]");
+  CHECK_THROWS_AS(with_window({-600, 0.5}), ConfigError);
+  CHECK(with_window({-600, 1500}).reals("window") == std::vector<double>{-600, 1500});
+  CHECK(with_window({}).reals("window").empty());
+}
+
 TEST_CASE("lung_ct: unpaired, corrupt and non-binary files are named", "[lung_ct]") {
   const fs::path dir = test::scratch_dir("lung_ct_errors");
   fs::create_directories(dir / "images");

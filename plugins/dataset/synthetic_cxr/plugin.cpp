@@ -1,4 +1,6 @@
 // Registers the synthetic_cxr dataset.
+#include <fmt/format.h>
+
 #include "chestlab/sdk.h"
 #include "synthetic_cxr.h"
 
@@ -35,6 +37,11 @@ ComponentInfo synthetic_cxr_info() {
                 "their anatomy, so grouped folds have real groups (N <= count)")
           .at_least(0),
   };
+  info.checks = {param_check({"patients", "count"}, "patients <= count", [](const Params& p) {
+    if (p.integer("patients") <= p.integer("count")) return std::string();
+    return fmt::format("patients ({}) must not exceed count ({}): every patient needs at least one image",
+                       p.integer("patients"), p.integer("count"));
+  })};
   info.tags["provides"] = "image, mask, boxes";
   return info;
 }

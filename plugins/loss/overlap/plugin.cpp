@@ -1,6 +1,4 @@
 // Registers the mask losses dice and focal.
-#include <fmt/format.h>
-
 #include "chestlab/sdk.h"
 #include "overlap_losses.h"
 
@@ -26,18 +24,14 @@ void add_dice(Registrar& registrar) {
       loss_info("dice", "Soft Dice loss on sigmoid probabilities: 1 - (2 I + s) / (|P| + |T| + s)",
                 {param_float("smooth", 1.0,
                              "added to numerator and denominator, so that an empty prediction on an "
-                             "empty mask costs 0 and the gradient stays finite; > 0")
-                     .at_least(0.0),
+                             "empty mask costs 0 and the gradient stays finite")
+                     .above(0.0),
                  param_bool("per_image", false,
                             "false: one Dice over all pixels of the batch; true: the mean of per-image losses")},
                 "Milletari et al. 2016 (V-Net), soft Dice"),
       [](const Params& p) {
         DiceOptions options;
         options.smooth = p.real("smooth");
-        if (!(options.smooth > 0.0)) {
-          throw ConfigError(
-              fmt::format("loss 'dice': parameter 'smooth' must be greater than 0 (got {})", options.smooth));
-        }
         options.per_image = p.boolean("per_image");
         return std::make_shared<DiceLoss>(options);
       });

@@ -30,6 +30,10 @@ ComponentInfo retinanet_focal_info() {
                   "weight of the image-level BCE (label: the image has a box); used when the model has an image head")
           .at_least(0.0),
   };
+  info.checks = {param_check({"bg_iou", "fg_iou"}, "bg_iou <= fg_iou", [](const Params& p) {
+    if (p.real("bg_iou") <= p.real("fg_iou")) return std::string();
+    return fmt::format("bg_iou ({}) must not exceed fg_iou ({})", p.real("bg_iou"), p.real("fg_iou"));
+  })};
   info.accepts = {OutputKind::Boxes};
   info.tags["source"] = "Lin et al. 2017, Focal Loss for Dense Object Detection";
   return info;
@@ -44,9 +48,6 @@ CHESTLAB_PLUGIN(registrar) {
     o.gamma = p.real("gamma");
     o.fg_iou = p.real("fg_iou");
     o.bg_iou = p.real("bg_iou");
-    if (o.bg_iou > o.fg_iou)
-      throw ConfigError(fmt::format("loss 'retinanet_focal': bg_iou ({}) must not exceed fg_iou ({})", o.bg_iou,
-                                    o.fg_iou));
     o.force_best = p.boolean("force_best");
     o.beta = p.real("beta");
     o.box_weight = p.real("box_weight");

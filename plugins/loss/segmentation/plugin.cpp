@@ -1,6 +1,4 @@
 // Registers the mask losses bce, jaccard and bce_jaccard.
-#include <fmt/format.h>
-
 #include "chestlab/sdk.h"
 #include "segmentation_losses.h"
 
@@ -21,26 +19,17 @@ ComponentInfo loss_info(std::string name, std::string description, Schema params
   return info;
 }
 
-// The schema's bounds are inclusive; these parameters must be strictly positive.
-double positive(const Params& p, const char* loss, const char* name) {
-  const double value = p.real(name);
-  if (!(value > 0.0)) {
-    throw ConfigError(fmt::format("loss '{}': parameter '{}' must be greater than 0 (got {})", loss, name, value));
-  }
-  return value;
-}
-
 ParamSpec pos_weight_param() {
   return param_float("pos_weight", 1.0,
-                     "weight of the positive (mask) pixels in the cross-entropy; > 0, 1 = unweighted")
-      .at_least(0.0);
+                     "weight of the positive (mask) pixels in the cross-entropy; 1 = unweighted")
+      .above(0.0);
 }
 
 ParamSpec smooth_param() {
   return param_float("smooth", 1.0,
                      "added to intersection and union, so that an empty prediction on an empty "
-                     "mask costs 0 and the gradient stays finite; > 0")
-      .at_least(0.0);
+                     "mask costs 0 and the gradient stays finite")
+      .above(0.0);
 }
 
 ParamSpec per_image_param() {
@@ -49,9 +38,9 @@ ParamSpec per_image_param() {
                     "mean of per-image losses");
 }
 
-JaccardOptions jaccard_options(const Params& p, const char* loss) {
+JaccardOptions jaccard_options(const Params& p) {
   JaccardOptions options;
-  options.smooth = positive(p, loss, "smooth");
+  options.smooth = p.real("smooth");
   options.per_image = p.boolean("per_image");
   return options;
 }
@@ -60,14 +49,14 @@ void add_bce(Registrar& registrar) {
   registrar.add_loss(
       loss_info("bce", "Binary cross-entropy on the mask logits (numerically stable logits form)",
                 {pos_weight_param()}),
-      [](const Params& p) { return std::make_shared<BceLoss>(positive(p, "bce", "pos_weight")); });
+      [](const Params& p) { return std::make_shared<BceLoss>(p.real("pos_weight")); });
 }
 
 void add_jaccard(Registrar& registrar) {
   registrar.add_loss(
       loss_info("jaccard", "Soft Jaccard (IoU) loss on sigmoid probabilities: 1 - (I + s) / (U + s)",
                 {smooth_param(), per_image_param()}),
-      [](const Params& p) { return std::make_shared<JaccardLoss>(jaccard_options(p, "jaccard")); });
+      [](const Params& p) { return std::make_shared<JaccardLoss>(jaccard_options(p)); });
 }
 
 void add_bce_jaccard(Registrar& registrar) {
@@ -80,8 +69,8 @@ void add_bce_jaccard(Registrar& registrar) {
         BceJaccardOptions options;
         options.bce_weight = p.real("bce_weight");
         options.jaccard_weight = p.real("jaccard_weight");
-        options.pos_weight = positive(p, "bce_jaccard", "pos_weight");
-        options.jaccard = jaccard_options(p, "bce_jaccard");
+        options.pos_weight = p.real("pos_weight");
+        options.jaccard = jaccard_options(p);
         return std::make_shared<BceJaccardLoss>(options);
       });
 }

@@ -18,16 +18,11 @@ ResnetSeg::ResnetSeg(const ResnetSegOptions& options) : options_(options) {
     stages_->push_back(DownsampleStage(width, 2 * width, options.blocks, options.bn_momentum));
     width *= 2;
   }
+  // The schema allows only these two heads, and the transposed one only from depth 2.
   if (options.head == "transposed") {
-    if (options.depth < 2)
-      throw ConfigError(fmt::format("resnet_seg: head = \"transposed\" upsamples 4x inside the head and needs "
-                                    "depth >= 2 (depth = {})",
-                                    options.depth));
     transposed_head_ = register_module("head", TransposedHead(width, options.bn_momentum));
-  } else if (options.head == "kernel") {
-    head_ = register_module("head", SegmentationHead(width, options.bn_momentum));
   } else {
-    throw ConfigError("resnet_seg: head \"" + options.head + "\" is not one of: kernel, transposed");
+    head_ = register_module("head", SegmentationHead(width, options.bn_momentum));
   }
 }
 

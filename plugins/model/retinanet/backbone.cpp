@@ -74,7 +74,7 @@ ResNetBackboneImpl::ResNetBackboneImpl(std::int64_t in_channels, std::int64_t de
     blocks = {3, 4, 6, 3};
     bottleneck = true;
   } else {
-    throw ConfigError(fmt::format("model 'retinanet': depth must be 18, 34 or 50 (got {})", depth));
+    throw std::logic_error(fmt::format("retinanet: depth {} passed the schema's check (18, 34 or 50)", depth));
   }
   stem_ = register_module(
       "stem", torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, width, 7)

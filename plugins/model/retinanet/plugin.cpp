@@ -48,6 +48,36 @@ ComponentInfo retinanet_info() {
                   "with image_head: images whose opacity probability is below this get no boxes; 0 = no gate")
           .range(0.0, 1.0),
   };
+  info.checks = {
+      param_check({"depth"}, "depth is 18, 34 or 50",
+                  [](const Params& p) {
+                    const auto depth = p.integer("depth");
+                    if (depth == 18 || depth == 34 || depth == 50) return std::string();
+                    return fmt::format("ResNet depth must be 18, 34 or 50, got {}", depth);
+                  }),
+      param_check({"sizes"}, "sizes has 5 values",
+                  [](const Params& p) {
+                    const auto n = p.reals("sizes").size();
+                    if (n == 5) return std::string();
+                    return fmt::format("needs 5 anchor sizes, one per level P3..P7, got {}", n);
+                  }),
+      param_check({"ratios", "scales"}, "ratios and scales are not empty",
+                  [](const Params& p) {
+                    if (!p.reals("ratios").empty() && !p.reals("scales").empty()) return std::string();
+                    return std::string("ratios and scales must not be empty (anchors are every ratio x scale)");
+                  }),
+      param_check({"box_weights"}, "box_weights has 4 values",
+                  [](const Params& p) {
+                    const auto n = p.reals("box_weights").size();
+                    if (n == 4) return std::string();
+                    return fmt::format("needs 4 values (wx, wy, ww, wh), got {}", n);
+                  }),
+      param_check({"gate", "image_head"}, "gate > 0 needs image_head = true",
+                  [](const Params& p) {
+                    if (p.real("gate") == 0.0 || p.boolean("image_head")) return std::string();
+                    return std::string("gate needs image_head = true (the gate reads the image-level score)");
+                  }),
+  };
   info.output = OutputKind::Boxes;
   info.tags["loss"] = "retinanet_focal";
   info.tags["source"] = "Lin et al. 2017, Focal Loss for Dense Object Detection";
@@ -61,8 +91,6 @@ CHESTLAB_PLUGIN(registrar) {
     retinanet::RetinaNetOptions o;
     o.in_channels = context.in_channels;
     o.depth = p.integer("depth");
-    if (o.depth != 18 && o.depth != 34 && o.depth != 50)
-      throw ConfigError(fmt::format("model 'retinanet': depth must be 18, 34 or 50 (got {})", o.depth));
     o.width = p.integer("width");
     o.fpn_channels = p.integer("fpn_channels");
     o.head_convs = p.integer("head_convs");
@@ -71,8 +99,6 @@ CHESTLAB_PLUGIN(registrar) {
     o.scales = p.reals("scales");
     o.prior = p.real("prior");
     const auto weights = p.reals("box_weights");
-    if (weights.size() != 4)
-      throw ConfigError(fmt::format("model 'retinanet': box_weights needs 4 values (got {})", weights.size()));
     for (std::size_t i = 0; i < 4; ++i) o.box_weights[i] = weights[i];
     o.score_threshold = p.real("score_threshold");
     o.top_k = p.integer("top_k");
@@ -80,8 +106,6 @@ CHESTLAB_PLUGIN(registrar) {
     o.max_detections = p.integer("max_detections");
     o.image_head = p.boolean("image_head");
     o.gate = p.real("gate");
-    if (o.gate > 0 && !o.image_head)
-      throw ConfigError("model 'retinanet': gate needs image_head = true (the gate reads the image-level score)");
     return std::make_shared<retinanet::RetinaNet>(o);
   });
 }

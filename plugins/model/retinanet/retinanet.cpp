@@ -36,16 +36,10 @@ torch::Tensor HeadImpl::forward(const torch::Tensor& feature) {
   return y.permute({0, 2, 3, 1}).reshape({y.size(0), -1, outputs_});
 }
 
+// The options come from the schema (plugin.cpp), which bounds every value and checks the
+// list lengths, the depth and the gate.
 RetinaNet::RetinaNet(const RetinaNetOptions& options) : options_(options) {
   const auto shapes = static_cast<std::int64_t>(options_.ratios.size() * options_.scales.size());
-  if (options_.sizes.size() != 5)
-    throw ConfigError(fmt::format("model 'retinanet': sizes needs 5 anchor sizes, one per level P3..P7 (got {})",
-                                  options_.sizes.size()));
-  if (shapes == 0) throw ConfigError("model 'retinanet': ratios and scales must not be empty");
-  if (!(options_.prior > 0.0 && options_.prior < 1.0))
-    throw ConfigError(fmt::format("model 'retinanet': prior must be in (0, 1) (got {})", options_.prior));
-  for (double w : options_.box_weights)
-    if (!(w > 0)) throw ConfigError("model 'retinanet': box_weights must be > 0");
   backbone_ = register_module("backbone", ResNetBackbone(options_.in_channels, options_.depth, options_.width));
   fpn_ = register_module("fpn", FeaturePyramid(backbone_->channels(), options_.fpn_channels));
   const double prior_bias = -std::log((1.0 - options_.prior) / options_.prior);

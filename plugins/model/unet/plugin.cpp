@@ -86,23 +86,32 @@ UnetOptions options_from_params(const Params& p, std::int64_t in_channels) {
   return o;
 }
 
-std::shared_ptr<Model> make_unet(const ComponentInfo& info, const Params& p, const ModelContext& context) {
-  if (p.str("preset") == kNotebookSimple) {
-    const auto changed = changed_architecture_params(info, p);
-    if (!changed.empty()) {
-      throw ConfigError(fmt::format(
-          "model 'unet': preset = \"{}\" fixes the whole architecture, but the experiment also sets {}; "
-          "remove {} or the preset",
-          kNotebookSimple, fmt::join(changed, ", "), changed.size() == 1 ? "it" : "them"));
-    }
-    return std::make_shared<Unet>(notebook_simple_options(context.in_channels));
-  }
+// A preset fixes the whole architecture: the rule that every other parameter keeps its default.
+ParamCheck preset_check(const ComponentInfo& info) {
+  std::vector<std::string> keys = {"preset"};
+  for (const auto& spec : info.params)
+    if (spec.name != "preset") keys.push_back(spec.name);
+  return param_check(keys, "preset = \"notebook_simple\" leaves every other parameter at its default",
+                     [info](const Params& p) {
+                       if (p.str("preset") != kNotebookSimple) return std::string();
+                       const auto changed = changed_architecture_params(info, p);
+                       if (changed.empty()) return std::string();
+                       return fmt::format("preset = \"{}\" fixes the whole architecture, but the experiment also "
+                                          "sets {}; remove {} or the preset",
+                                          kNotebookSimple, fmt::join(changed, ", "),
+                                          changed.size() == 1 ? "it" : "them");
+                     });
+}
+
+std::shared_ptr<Model> make_unet(const Params& p, const ModelContext& context) {
+  if (p.str("preset") == kNotebookSimple) return std::make_shared<Unet>(notebook_simple_options(context.in_channels));
   return std::make_shared<Unet>(options_from_params(p, context.in_channels));
 }
 
 }  // namespace
 
 CHESTLAB_PLUGIN(registrar) {
-  const ComponentInfo info = unet_info();
-  registrar.add_model(info, [info](const Params& p, const ModelContext& context) { return make_unet(info, p, context); });
+  ComponentInfo info = unet_info();
+  info.checks = {preset_check(info)};
+  registrar.add_model(info, make_unet);
 }

@@ -1,6 +1,4 @@
 // Registers the step-wise learning-rate schedules step_exponential, step and plateau.
-#include <fmt/format.h>
-
 #include "chestlab/sdk.h"
 #include "step_schedules.h"
 
@@ -20,19 +18,8 @@ ComponentInfo schedule_info(std::string name, std::string description, Schema pa
   return info;
 }
 
-// The schema's bounds are inclusive; a decay factor of 0 would stop training altogether.
-double positive(const Params& p, const char* scheduler, const char* name) {
-  const double value = p.real(name);
-  if (!(value > 0.0)) {
-    throw ConfigError(
-        fmt::format("scheduler '{}': parameter '{}' must be greater than 0 (got {})", scheduler, name, value));
-  }
-  return value;
-}
-
-ParamSpec gamma_param() {
-  return param_float("gamma", 0.1, "factor applied to the rate at each decay; > 0").at_least(0.0);
-}
+// A decay factor of 0 would stop training altogether.
+ParamSpec gamma_param() { return param_float("gamma", 0.1, "factor applied to the rate at each decay").above(0.0); }
 
 void add_step_exponential(Registrar& registrar) {
   registrar.add_scheduler(
@@ -45,8 +32,7 @@ void add_step_exponential(Registrar& registrar) {
                          .at_least(0),
                      gamma_param()}),
       [](const Params& p) {
-        return std::make_shared<StepExponentialSchedule>(p.integer("hold_epochs"),
-                                                         positive(p, "step_exponential", "gamma"));
+        return std::make_shared<StepExponentialSchedule>(p.integer("hold_epochs"), p.real("gamma"));
       });
 }
 
@@ -56,7 +42,7 @@ void add_step(Registrar& registrar) {
                     {param_required("step_size", ParamType::Int, "epochs between two decays").at_least(1),
                      gamma_param()}),
       [](const Params& p) {
-        return std::make_shared<StepSchedule>(p.integer("step_size"), positive(p, "step", "gamma"));
+        return std::make_shared<StepSchedule>(p.integer("step_size"), p.real("gamma"));
       });
 }
 
@@ -64,9 +50,6 @@ PlateauOptions plateau_options(const Params& p) {
   PlateauOptions o;
   o.maximize = p.str("mode") == "max";
   o.factor = p.real("factor");
-  if (!(o.factor < 1.0)) {
-    throw ConfigError(fmt::format("scheduler 'plateau': factor must be below 1 (got {})", o.factor));
-  }
   o.patience = p.integer("patience");
   o.threshold = p.real("threshold");
   o.relative_threshold = p.str("threshold_mode") == "rel";
@@ -85,7 +68,9 @@ void add_plateau(Registrar& registrar) {
                         "direction of the monitored metric, which is the experiment's monitor metric: "
                         "\"min\" when lower is better (a loss), \"max\" when higher is better (mean_iou)")
                .one_of({"min", "max"}),
-           param_float("factor", 0.1, "new_lr = lr * factor at a reduction; in [0, 1)").range(0.0, 1.0),
+           param_float("factor", 0.1, "new_lr = lr * factor at a reduction (PyTorch refuses factor >= 1)")
+               .at_least(0.0)
+               .below(1.0),
            param_int("patience", 10, "epochs without improvement tolerated; the next one reduces the rate")
                .at_least(0),
            param_float("threshold", 1e-4, "minimum change that counts as an improvement").at_least(0.0),
