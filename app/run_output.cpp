@@ -22,9 +22,6 @@ class RunPrinter : public RunObserver {
  public:
   explicit RunPrinter(bool verbose) : verbose_(verbose), progress_(verbose) {}
 
-  void on_plugin_skipped(const std::string& problem) override {
-    std::cerr << "warning: plugin skipped: " << problem << "\n";
-  }
   void on_rank_joined(const RankJoined& r) override {
     if (!verbose_) return;
     std::cout << fmt::format("rank {} of {} ({} from {}, {}, master {}:{}); global batch {} = {} x {}\n", r.rank,

@@ -7,6 +7,7 @@
 
 #include "chestlab/engine/run_diff.h"
 #include "chestlab/engine/runfile.h"
+#include "cli.h"
 #include "command.h"
 #include "run_output.h"
 
@@ -33,22 +34,12 @@ int run_rerun(const std::vector<std::string>& args) {
       "quiet,q", "no training progress");
   po::options_description hidden;
   hidden.add_options()("run", po::value<std::vector<std::string>>());
-  po::options_description all;
-  all.add(options).add(hidden);
   po::positional_options_description positional;
   positional.add("run", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-      std::cout << kUsage << options;
-      return kExitOk;
-    }
-    if (!vm.count("run") || vm["run"].as<std::vector<std::string>>().size() != 1)
-      throw po::error("give exactly one run file");
-  } catch (const po::error& e) {
-    std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
+  if (!vm.count("run") || vm["run"].as<std::vector<std::string>>().size() != 1) {
+    std::cerr << "error: give exactly one run file\n\n" << kUsage << options;
     return kExitUsage;
   }
   const std::string path = vm["run"].as<std::vector<std::string>>().front();
@@ -82,7 +73,7 @@ int run_rerun(const std::vector<std::string>& args) {
     request.run_id += "-rerun";
     request.run_path = (folder / (request.run_id + ".h5")).string();
   }
-  if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
+  request.registry = discover_plugins(vm);
 
   const RunOutcome outcome = run_experiment_on_terminal(request, !vm.count("quiet"));
   if (outcome.exit_code == kExitInterrupted) {
@@ -103,7 +94,7 @@ int run_rerun(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-const Command registration{"rerun", "Train a run's recorded configuration again and check it reproduces",
+const Command registration{"rerun", "train a run's recorded configuration again and check it reproduces",
                            &run_rerun};
 
 }  // namespace

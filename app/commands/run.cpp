@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli.h"
 #include "command.h"
 #include "run_output.h"
 
@@ -58,25 +59,17 @@ int run_run(const std::vector<std::string>& args) {
       ("quiet,q", "no progress output");
   po::options_description hidden;
   hidden.add_options()("experiment", po::value<std::string>());
-  po::options_description all;
-  all.add(options).add(hidden);
   po::positional_options_description positional;
   positional.add("experiment", 1);
 
   po::variables_map vm;
+  if (auto done = parse_command_line(args, kUsage, options, hidden, positional, vm)) return *done;
   try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-      std::cout << kUsage << options;
-      return kExitOk;
-    }
     RunRequest request;
     if (vm.count("set")) request.overrides = vm["set"].as<std::vector<std::string>>();
     if (vm.count("folds")) request.overrides.push_back(folds_override(vm["folds"].as<std::string>()));
     if (vm.count("device")) request.overrides.push_back("train.device=" + quoted(vm["device"].as<std::string>()));
     if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
-    if (vm.count("plugin-path")) request.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
     request.distributed = vm.count("distributed") > 0;
     if (vm.count("run-id")) {
       request.run_id = vm["run-id"].as<std::string>();
@@ -94,6 +87,7 @@ int run_run(const std::vector<std::string>& args) {
     } else {
       throw po::error("give an experiment file (or --resume RUN.h5)");
     }
+    request.registry = discover_plugins(vm);
     RunOutcome outcome = run_experiment_on_terminal(request, !vm.count("quiet"));
     if (outcome.path.empty()) {  // a rank other than 0 of a distributed run
       std::cout << fmt::format("\nno run file on this rank (rank 0 writes it)  (status {})\n", to_string(outcome.status));

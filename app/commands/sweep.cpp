@@ -1,8 +1,8 @@
-// chestlab sweep EXP.toml [--jobs N] [--dry-run] [--results DIR] [--set k=v]...
+// chestlab sweep EXP.toml [--jobs N] [--dry-run] [--output DIR] [--set k=v]...
 //                         [--slurm ...] [--task N] [--merge]
 //
 // Expands the experiment's [sweep] table (core: sweep.h), keeps a manifest of its runs
-// (<results>/<experiment>/sweep.toml) and runs what is not complete: locally as child
+// (<output>/<experiment>/sweep.toml) and runs what is not complete: locally as child
 // `chestlab run` processes (--jobs N at once, the cores divided between them), or on Slurm as
 // an array of (run, fold) units whose per-fold files are merged into the run files afterwards.
 #include <boost/program_options.hpp>
@@ -29,6 +29,7 @@
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/registry.h"
 #include "chestlab/engine/sweep.h"
+#include "cli.h"
 #include "command.h"
 #include "run_output.h"
 
@@ -39,13 +40,13 @@ namespace chestlab::app {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: chestlab sweep EXP.toml [--jobs N] [--dry-run] [--results DIR] [--set section.key=value]...\n"
+    "usage: chestlab sweep EXP.toml [--jobs N] [--dry-run] [--output DIR] [--set section.key=value]...\n"
     "       chestlab sweep EXP.toml --slurm [--partition P] [--time T] [--gpus-per-task G]\n"
     "                               [--cpus-per-task C] [--dir D] [--submit]\n"
     "       chestlab sweep EXP.toml --task N      (one (run, fold) unit of the Slurm array)\n"
     "       chestlab sweep EXP.toml --merge       (merge finished Slurm units into run files)\n\n"
     "Expands the experiment's [sweep] table (grid, variants, random search) into runs whose ids\n"
-    "derive from their resolved configuration, writes <results>/<experiment>/sweep.toml listing\n"
+    "derive from their resolved configuration, writes <output>/<experiment>/sweep.toml listing\n"
     "every run and its status, and runs what is not complete: complete runs are skipped,\n"
     "interrupted ones resumed. Every run uses the same folds. Ctrl-C or SIGTERM stops all runs\n"
     "after their current batch (exit 130); run the same command again to continue.\n"
@@ -55,7 +56,6 @@ struct Args {
   std::string experiment;
   std::vector<std::string> overrides;
   std::vector<std::string> plugin_dirs;
-  std::string results;
   int jobs = 1;
   bool dry_run = false, retry_failed = false, quiet = false;
 };
@@ -484,7 +484,8 @@ int write_slurm(const Args& args, const SlurmArgs& slurm, const SweepPlan& plan,
 }
 
 // One (run, fold) unit, in this process: the fold trained into its own unit file.
-int run_task(const Args& args, const SweepPlan& plan, const std::string& dir, long task) {
+int run_task(const Args& args, const std::shared_ptr<PluginRegistry>& registry, const SweepPlan& plan,
+             const std::string& dir, long task) {
   const std::vector<SweepUnit> units = sweep_units(plan);
   if (task < 0 || static_cast<std::size_t>(task) >= units.size())
     throw ConfigError(fmt::format("--task {}: the sweep has {} unit(s), numbered 0 to {}", task, units.size(),
@@ -513,7 +514,7 @@ int run_task(const Args& args, const SweepPlan& plan, const std::string& dir, lo
   if (const char* cpus = std::getenv("SLURM_CPUS_PER_TASK"); cpus && !std::getenv("OMP_NUM_THREADS"))
     setenv("OMP_NUM_THREADS", cpus, 1);
   RunRequest request;
-  request.plugin_dirs = args.plugin_dirs;
+  request.registry = registry;
   if (fs::exists(unit_file, ec)) {
     if (read_run(unit_file, LoadWeights::No).status == RunStatus::Complete) {
       std::cout << fmt::format("unit {}: {} is complete\n", task, unit_file);
@@ -558,7 +559,8 @@ int run_sweep(const std::vector<std::string>& argv) {
       ("set", po::value<std::vector<std::string>>()->composing(), "override a value in every run: section.key=value")
       ("jobs,j", po::value<int>()->default_value(1), "runs at once on this machine (the cores are divided)")
       ("dry-run,n", "list the runs and their status; run nothing")
-      ("results", po::value<std::string>(), "results folder (overrides experiment.output; not part of run ids)")
+      ("output", po::value<std::string>(), "results folder (overrides experiment.output; not part of run ids)")
+      ("results", po::value<std::string>(), "the old name of --output")
       ("retry-failed", "run failed runs again (resuming them)")
       ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
       ("quiet,q", "less output (--task)")
@@ -567,32 +569,25 @@ int run_sweep(const std::vector<std::string>& argv) {
       ("time", po::value<std::string>(), "Slurm time limit per task, e.g. 2:00:00 (--slurm)")
       ("gpus-per-task", po::value<int>(), "GPUs per array task (--slurm)")
       ("cpus-per-task", po::value<int>(), "CPUs per array task; also its LibTorch threads (--slurm)")
-      ("dir", po::value<std::string>(), "where the scripts and logs go (--slurm; default <results>/<experiment>/slurm)")
+      ("dir", po::value<std::string>(), "where the scripts and logs go (--slurm; default <output>/<experiment>/slurm)")
       ("submit", "also submit the scripts with sbatch (--slurm)")
       ("task", po::value<long>(), "run one (run, fold) unit of the array (what each Slurm task runs)")
       ("merge", "merge finished units into run files, refresh the manifest");
   po::options_description hidden;
   hidden.add_options()("experiment", po::value<std::string>());
-  po::options_description all;
-  all.add(options).add(hidden);
   po::positional_options_description positional;
   positional.add("experiment", 1);
   po::variables_map vm;
+  if (auto done = parse_command_line(argv, kUsage, options, hidden, positional, vm)) return *done;
   Args args;
   try {
-    po::store(po::command_line_parser(argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
-      std::cout << kUsage << options;
-      return kExitOk;
-    }
     if (!vm.count("experiment")) throw po::error("give an experiment file with a [sweep] table");
     args.experiment = vm["experiment"].as<std::string>();
     if (vm.count("set")) args.overrides = vm["set"].as<std::vector<std::string>>();
-    if (vm.count("results")) {
-      args.results = vm["results"].as<std::string>();
-      args.overrides.push_back("experiment.output=" + quoted_toml(args.results));
-    }
+    if (vm.count("results") && vm.count("output")) throw po::error("--results is the old name of --output: give one");
+    if (vm.count("results")) std::cerr << "note: --results is now --output (the old name still works)\n";
+    for (const char* name : {"output", "results"})
+      if (vm.count(name)) args.overrides.push_back("experiment.output=" + quoted_toml(vm[name].as<std::string>()));
     if (vm.count("plugin-path")) args.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
     args.jobs = vm["jobs"].as<int>();
     if (args.jobs < 1) throw po::error("--jobs takes a number >= 1");
@@ -608,9 +603,7 @@ int run_sweep(const std::vector<std::string>& argv) {
     return kExitUsage;
   }
 
-  auto registry = std::make_shared<PluginRegistry>();
-  registry->discover(args.plugin_dirs);
-  for (const auto& problem : registry->problems()) std::cerr << "warning: plugin skipped: " << problem << "\n";
+  auto registry = discover_plugins(vm);
   const SweepPlan plan = expand_sweep(args.experiment, args.overrides, *registry);
   if (!plan.has_sweep)
     std::cout << "note: " << args.experiment << " has no [sweep] table: one run, the experiment as written\n";
@@ -619,7 +612,7 @@ int run_sweep(const std::vector<std::string>& argv) {
                              plan.duplicates_skipped);
   const std::string dir = sweep_dir(plan.points.front().config);
 
-  if (vm.count("task")) return run_task(args, plan, dir, vm["task"].as<long>());
+  if (vm.count("task")) return run_task(args, registry, plan, dir, vm["task"].as<long>());
   check_same_folds(plan, registry);
   if (vm.count("merge")) return run_merge(args, plan, dir);
   if (args.dry_run) {

@@ -58,7 +58,7 @@ TEST_CASE("every shipped sweep expands with every point checked", "[experiments]
     ++sweeps;
     std::string log;
     const int code = run_command(shell_quote(chestlab_exe()) + " sweep " + shell_quote(file.string()) +
-                                     " --dry-run --results " + shell_quote(scratch_dir("experiment_files_dry").string()),
+                                     " --dry-run --output " + shell_quote(scratch_dir("experiment_files_dry").string()),
                                  &log);
     INFO(file.string() << "\n" << log);
     CHECK(code == 0);

@@ -103,13 +103,6 @@ Environment describe_environment(const PluginRegistry& registry, const torch::De
   return env;
 }
 
-std::shared_ptr<PluginRegistry> discover_plugins(const RunRequest& request, RunObserver& observer) {
-  auto registry = std::make_shared<PluginRegistry>();
-  registry->discover(request.plugin_dirs);
-  for (const auto& problem : registry->problems()) observer.on_plugin_skipped(problem);
-  return registry;
-}
-
 // A resumed run re-reads the configuration it recorded; `file` and `previous` become the
 // run file and what it holds.
 ExperimentConfig recorded_config(const RunRequest& request, const PluginRegistry& registry,
@@ -298,7 +291,8 @@ std::string make_run_id(const std::string& config_hash) {
 
 RunOutcome run_experiment(const RunRequest& request, RunObserver& observer) {
   install_interrupt_handlers();
-  const std::shared_ptr<PluginRegistry> registry = discover_plugins(request, observer);
+  if (!request.registry) throw std::invalid_argument("run_experiment: RunRequest::registry is not set");
+  const std::shared_ptr<const PluginRegistry> registry = request.registry;
   std::optional<RunFile> file;
   RunInfo previous;
   const ExperimentConfig config = load_config(request, *registry, file, previous);

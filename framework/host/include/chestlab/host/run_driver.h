@@ -3,6 +3,7 @@
 // what happens is told to a RunObserver, what came of it is the RunOutcome.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 #include "chestlab/host/trainer.h"
 
 namespace chestlab {
+
+class PluginRegistry;
 
 struct RunRequest {
   std::string experiment_file;          // a new run (empty when resuming)
@@ -23,7 +26,8 @@ struct RunRequest {
   std::string base_dir;
   std::string run_id;                   // a new run's id; empty: make_run_id(config hash) (sweeps fix it)
   std::string run_path;                 // a new run's file; empty: <output>/<name>/<run id>.h5
-  std::vector<std::string> plugin_dirs; // --plugin-path
+  // The plugins, discovered by the caller (the app does it once, in app/cli.h). Required.
+  std::shared_ptr<const PluginRegistry> registry;
   // --distributed: one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT;
   // chestlab/host/distributed.h). Only rank 0 writes the run file; the others return an empty path.
   bool distributed = false;
@@ -75,12 +79,10 @@ struct TestDone {
 
 // What a run tells while it goes, for the program to show. Every call comes from the thread
 // that called run_experiment. A rank other than 0 of a distributed run only reports
-// on_plugin_skipped and on_rank_joined: rank 0 speaks for the run.
+// on_rank_joined: rank 0 speaks for the run.
 class RunObserver {
  public:
   virtual ~RunObserver() = default;
-  // A plugin library that could not be loaded; the run goes on without it.
-  virtual void on_plugin_skipped(const std::string& problem) {}
   virtual void on_rank_joined(const RankJoined& rank) {}
   virtual void on_run_started(const RunStarted& run) {}
   virtual void on_fold_started(const FoldStarted& fold) {}
