@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "chestlab/errors.h"
+#include "chestlab/paths.h"
 #include "chestlab/host/torch_file.h"
 #include "chestlab/engine/splits.h"
 
@@ -65,10 +66,7 @@ std::shared_ptr<Model> Experiment::make_model() const {
   auto model = registry_->make_model(config_.model.plugin, config_.model.params, ModelContext{});
   if (!config_.model_init.empty()) {
     InitOptions init;
-    const std::filesystem::path file(config_.model_init);
-    init.file = file.is_absolute() || config_.base_dir.empty()
-                    ? file.string()
-                    : (std::filesystem::path(config_.base_dir) / file).lexically_normal().string();
+    init.file = resolve_path(config_.model_init, config_.base_dir);
     init.rename = parse_rename(config_.model_init_rename);
     init.partial = config_.model_init_partial;
     init_from_torch_file(*model, init);
