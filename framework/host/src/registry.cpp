@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <sstream>
 #include <variant>
 
@@ -50,6 +51,21 @@ std::shared_ptr<T> tie_to_library(std::shared_ptr<T> object, std::shared_ptr<Loa
   };
   auto holder = std::make_shared<Holder>(Holder{std::move(plugin), std::move(object)});
   return std::shared_ptr<T>(holder, holder->object.get());
+}
+
+// A library, once loaded, stays loaded until the process ends. An exception a plugin throws
+// may be of a type whose vtable and what() live in the plugin (chestlab's error types are
+// header-only, and plugins are built with hidden visibility); when the registry or the last
+// object of the library went away while that exception unwound, main's handler called into
+// unmapped code and the program died of a segmentation fault instead of printing the error.
+// Never unloading is also what most plugin hosts do: static destructors and thread-locals of
+// a dlclose'd C++ library are a known hazard. (Intentionally leaked, so it is not destroyed
+// at exit either.)
+void keep_loaded_until_exit(std::shared_ptr<LoadedPlugin> plugin) {
+  static auto* forever = new std::vector<std::shared_ptr<LoadedPlugin>>();
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  forever->push_back(std::move(plugin));
 }
 
 std::string major_minor(const std::string& version) {
@@ -186,6 +202,7 @@ void PluginRegistry::load_file(const std::string& path) {
   boost::system::error_code ec;
   plugin->library.load(canonical, boost::dll::load_mode::rtld_lazy | boost::dll::load_mode::rtld_local, ec);
   if (ec) throw PluginError(fmt::format("{}: cannot load: {}", canonical, ec.message()));
+  keep_loaded_until_exit(plugin);
   if (!plugin->library.has("chestlab_plugin_abi") || !plugin->library.has("chestlab_plugin_register"))
     throw PluginError(canonical + ": not a chestlab plugin (no chestlab_plugin_abi/chestlab_plugin_register symbols)");
   const PluginAbi* abi = plugin->library.get<const PluginAbi*()>("chestlab_plugin_abi")();

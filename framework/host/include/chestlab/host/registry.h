@@ -1,6 +1,6 @@
 // The plugin host: finds plugin libraries, checks they were built for this host, and
-// makes components by kind and name. Libraries stay loaded while any object made from
-// them lives (every object holds a reference to its library).
+// makes components by kind and name. A library, once loaded, stays loaded until the
+// process ends, so that nothing a plugin made or threw can outlive its code.
 #pragma once
 
 #include <map>
