@@ -1,6 +1,6 @@
-// The step-wise schedulers (step_exponential, step, plateau) and the overlap losses (dice,
-// focal), exercised through the plugin registry as the host uses them. Expected values are
-// computed by hand in the comments.
+// The step-wise schedulers (step_exponential, step, plateau) and the mask losses for class
+// imbalance (dice, focal), exercised through the plugin registry as the host uses them. Expected
+// values are computed by hand in the comments.
 #include <catch2/catch.hpp>
 #include <torch/torch.h>
 

@@ -1,11 +1,11 @@
-#include "segmentation_losses.h"
+#include "bce_jaccard.h"
 
-namespace chestlab::seg_loss {
+namespace chestlab::bce_jaccard {
 
 torch::Tensor BceJaccardLoss::compute(const ModelOutput& output, const Batch& batch) {
   const auto pair = mask_pair("bce_jaccard", output, batch);
-  return options_.bce_weight * bce_value(pair, options_.pos_weight) +
-         options_.jaccard_weight * jaccard_value(pair, options_.jaccard);
+  return options_.bce_weight * bce_with_logits(pair, options_.pos_weight) +
+         options_.jaccard_weight * soft_jaccard_loss(pair, options_.jaccard);
 }
 
-}  // namespace chestlab::seg_loss
+}  // namespace chestlab::bce_jaccard

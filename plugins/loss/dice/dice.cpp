@@ -1,6 +1,6 @@
-#include "overlap_losses.h"
+#include "dice.h"
 
-namespace chestlab::overlap_loss {
+namespace chestlab::dice {
 
 torch::Tensor dice_value(const MaskPair& pair, const DiceOptions& options) {
   const auto probs = torch::sigmoid(pair.logits);
@@ -17,4 +17,4 @@ torch::Tensor DiceLoss::compute(const ModelOutput& output, const Batch& batch) {
   return dice_value(mask_pair("dice", output, batch), options_);
 }
 
-}  // namespace chestlab::overlap_loss
+}  // namespace chestlab::dice

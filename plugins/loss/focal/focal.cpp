@@ -1,10 +1,10 @@
-#include "overlap_losses.h"
+#include "focal.h"
 
 #include "chestlab/detection/ops.h"
 
-namespace chestlab::overlap_loss {
+namespace chestlab::focal {
 
-// The SDK's element-wise focal loss, the one RetinaNet's box loss uses too.
+// The detection package's element-wise focal loss, the one RetinaNet's box loss uses too.
 torch::Tensor focal_value(const MaskPair& pair, const FocalOptions& options) {
   return detection::sigmoid_focal_loss(pair.logits, pair.targets, options.alpha, options.gamma).mean();
 }
@@ -13,4 +13,4 @@ torch::Tensor FocalLoss::compute(const ModelOutput& output, const Batch& batch) 
   return focal_value(mask_pair("focal", output, batch), options_);
 }
 
-}  // namespace chestlab::overlap_loss
+}  // namespace chestlab::focal

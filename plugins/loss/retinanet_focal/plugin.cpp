@@ -43,7 +43,7 @@ ComponentInfo retinanet_focal_info() {
 
 CHESTLAB_PLUGIN(registrar) {
   registrar.add_loss(retinanet_focal_info(), [](const Params& p) {
-    retinanet_loss::RetinaFocalOptions o;
+    retinanet_focal::RetinaFocalOptions o;
     o.alpha = p.real("alpha");
     o.gamma = p.real("gamma");
     o.fg_iou = p.real("fg_iou");
@@ -52,6 +52,6 @@ CHESTLAB_PLUGIN(registrar) {
     o.beta = p.real("beta");
     o.box_weight = p.real("box_weight");
     o.image_weight = p.real("image_weight");
-    return std::make_shared<retinanet_loss::RetinaFocalLoss>(o);
+    return std::make_shared<retinanet_focal::RetinaFocalLoss>(o);
   });
 }

@@ -8,7 +8,7 @@
 #include "chestlab/detection/ops.h"
 #include "chestlab/errors.h"
 
-namespace chestlab::retinanet_loss {
+namespace chestlab::retinanet_focal {
 
 namespace det = chestlab::detection;
 
@@ -81,4 +81,4 @@ torch::Tensor RetinaFocalLoss::compute(const ModelOutput& output, const Batch& b
   return terms(output, batch).total;
 }
 
-}  // namespace chestlab::retinanet_loss
+}  // namespace chestlab::retinanet_focal

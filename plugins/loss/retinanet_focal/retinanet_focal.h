@@ -12,7 +12,7 @@
 
 #include "chestlab/loss.h"
 
-namespace chestlab::retinanet_loss {
+namespace chestlab::retinanet_focal {
 
 struct RetinaFocalOptions {
   double alpha = 0.25;
@@ -42,4 +42,4 @@ class RetinaFocalLoss : public Loss {
   RetinaFocalOptions options_;
 };
 
-}  // namespace chestlab::retinanet_loss
+}  // namespace chestlab::retinanet_focal

@@ -1,8 +1,9 @@
 #include <limits>
 
-#include "segmentation_metrics.h"
+#include "chestlab/mask_pair.h"
+#include "mean_iou.h"
 
-namespace chestlab::seg_metric {
+namespace chestlab::mean_iou {
 
 void MeanIou::reset() {
   iou_sum_ = 0.0;
@@ -10,7 +11,7 @@ void MeanIou::reset() {
 }
 
 void MeanIou::update(const Prediction& prediction, const Batch& batch) {
-  const auto masks = binarise("mean_iou", prediction, batch, threshold_);
+  const auto masks = binary_masks("mean_iou", prediction, batch, threshold_);
   const auto intersection = masks.predicted.logical_and(masks.truth).sum(1).to(torch::kFloat64);
   const auto union_ = masks.predicted.logical_or(masks.truth).sum(1).to(torch::kFloat64);
   // Both empty: the image was answered perfectly, but 0/0 has no value; empty_score decides.
@@ -25,4 +26,4 @@ double MeanIou::compute() const {
   return iou_sum_ / static_cast<double>(images_);
 }
 
-}  // namespace chestlab::seg_metric
+}  // namespace chestlab::mean_iou

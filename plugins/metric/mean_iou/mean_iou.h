@@ -1,4 +1,4 @@
-// Mask metrics: pixel accuracy and mean per-image IoU of thresholded probabilities.
+// mean_iou: mean over images of the IoU of the thresholded mask with the ground truth.
 // update() receives CPU tensors: prediction.mask_prob [B, 1, H, W] and batch.masks (0/1).
 #pragma once
 
@@ -8,31 +8,7 @@
 
 #include "chestlab/metric.h"
 
-namespace chestlab::seg_metric {
-
-struct BinaryMasks {
-  torch::Tensor predicted;  // bool [B, H*W]: probability >= threshold
-  torch::Tensor truth;      // bool [B, H*W]: mask >= 0.5 (tolerates interpolated masks)
-};
-
-// Checks presence and shapes (ConfigError when the pairing cannot work, std::invalid_argument
-// for a shape mismatch) and binarises both masks.
-BinaryMasks binarise(const char* metric_name, const Prediction& prediction, const Batch& batch,
-                     double threshold);
-
-class PixelAccuracy : public Metric {
- public:
-  explicit PixelAccuracy(double threshold) : threshold_(threshold) {}
-  void reset() override;
-  void update(const Prediction& prediction, const Batch& batch) override;
-  // Fraction of pixels classified correctly; NaN before any update.
-  double compute() const override;
-
- private:
-  double threshold_;
-  std::int64_t correct_ = 0;
-  std::int64_t total_ = 0;
-};
+namespace chestlab::mean_iou {
 
 class MeanIou : public Metric {
  public:
@@ -50,4 +26,4 @@ class MeanIou : public Metric {
   std::int64_t images_ = 0;
 };
 
-}  // namespace chestlab::seg_metric
+}  // namespace chestlab::mean_iou

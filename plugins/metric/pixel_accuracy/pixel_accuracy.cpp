@@ -1,8 +1,9 @@
 #include <limits>
 
-#include "segmentation_metrics.h"
+#include "chestlab/mask_pair.h"
+#include "pixel_accuracy.h"
 
-namespace chestlab::seg_metric {
+namespace chestlab::pixel_accuracy {
 
 void PixelAccuracy::reset() {
   correct_ = 0;
@@ -10,7 +11,7 @@ void PixelAccuracy::reset() {
 }
 
 void PixelAccuracy::update(const Prediction& prediction, const Batch& batch) {
-  const auto masks = binarise("pixel_accuracy", prediction, batch, threshold_);
+  const auto masks = binary_masks("pixel_accuracy", prediction, batch, threshold_);
   correct_ += masks.predicted.eq(masks.truth).sum().item<std::int64_t>();
   total_ += masks.truth.numel();
 }
@@ -20,4 +21,4 @@ double PixelAccuracy::compute() const {
   return static_cast<double>(correct_) / static_cast<double>(total_);
 }
 
-}  // namespace chestlab::seg_metric
+}  // namespace chestlab::pixel_accuracy

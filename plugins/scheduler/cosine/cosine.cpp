@@ -1,4 +1,4 @@
-#include "schedules.h"
+#include "cosine.h"
 
 #include <fmt/format.h>
 
@@ -7,9 +7,7 @@
 
 #include "chestlab/errors.h"
 
-namespace chestlab::basic_schedules {
-
-double ConstantSchedule::lr(const ScheduleState& state) { return state.base_lr; }
+namespace chestlab::cosine {
 
 double CosineSchedule::lr(const ScheduleState& state) {
   if (min_lr_ > state.base_lr) {
@@ -23,4 +21,4 @@ double CosineSchedule::lr(const ScheduleState& state) {
   return min_lr_ + (state.base_lr - min_lr_) * factor;
 }
 
-}  // namespace chestlab::basic_schedules
+}  // namespace chestlab::cosine

@@ -1,18 +1,12 @@
-// Per-epoch learning-rate schedules that are pure functions of ScheduleState (no saved state).
+// cosine: the RSNA kernel's per-epoch cosine annealing, a pure function of ScheduleState
+// (no saved state).
 #pragma once
 
 #include "chestlab/scheduler.h"
 
-namespace chestlab::basic_schedules {
+namespace chestlab::cosine {
 
-// Always the optimizer's configured lr.
-class ConstantSchedule : public Scheduler {
- public:
-  double lr(const ScheduleState& state) override;
-};
-
-// The RSNA kernel's cosine annealing, per epoch (epoch 0-based):
-//   lr = min_lr + (base_lr - min_lr) * (cos(pi * epoch / epochs) + 1) / 2
+// lr = min_lr + (base_lr - min_lr) * (cos(pi * epoch / epochs) + 1) / 2, epoch 0-based,
 // so epoch 0 runs at base_lr and the last epoch just above min_lr.
 class CosineSchedule : public Scheduler {
  public:
@@ -24,4 +18,4 @@ class CosineSchedule : public Scheduler {
   double min_lr_;
 };
 
-}  // namespace chestlab::basic_schedules
+}  // namespace chestlab::cosine

@@ -8,9 +8,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "step_schedules.h"
+#include "plateau.h"
 
-namespace chestlab::step_schedules {
+namespace chestlab::plateau {
 
 namespace {
 
@@ -127,4 +127,4 @@ void PlateauSchedule::load_state(const std::string& state) {
   cooldown_counter_ = cooldown_counter;
 }
 
-}  // namespace chestlab::step_schedules
+}  // namespace chestlab::plateau

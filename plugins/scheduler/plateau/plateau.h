@@ -1,5 +1,5 @@
-// Step-wise learning-rate schedules: two pure functions of the epoch (step_exponential, step)
-// and ReduceLROnPlateau, which follows the monitored metric and so keeps state for resume.
+// plateau: PyTorch's ReduceLROnPlateau, which follows the monitored metric and so keeps
+// state for resume.
 #pragma once
 
 #include <cstdint>
@@ -8,35 +8,7 @@
 
 #include "chestlab/scheduler.h"
 
-namespace chestlab::step_schedules {
-
-// The course notebook's Keras schedule
-//   LearningRateScheduler(lambda epoch, lr: lr if epoch < hold else lr * gamma)
-// Keras calls it at the start of every epoch (0-based) with the *current* rate, so the
-// factors compound: epochs 0 .. hold-1 run at base_lr, epoch hold at base_lr * gamma,
-// epoch hold+1 at base_lr * gamma^2, ... In closed form (epoch 0-based):
-//   lr(epoch) = base_lr * gamma^max(0, epoch - hold + 1)
-// With hold = 20, gamma = 0.1 and lr = 1e-3: epoch 19 -> 1e-3, 20 -> 1e-4, 21 -> 1e-5.
-class StepExponentialSchedule : public Scheduler {
- public:
-  StepExponentialSchedule(std::int64_t hold_epochs, double gamma) : hold_epochs_(hold_epochs), gamma_(gamma) {}
-  double lr(const ScheduleState& state) override;
-
- private:
-  std::int64_t hold_epochs_;
-  double gamma_;
-};
-
-// PyTorch's StepLR: lr(epoch) = base_lr * gamma^floor(epoch / step_size), epoch 0-based.
-class StepSchedule : public Scheduler {
- public:
-  StepSchedule(std::int64_t step_size, double gamma) : step_size_(step_size), gamma_(gamma) {}
-  double lr(const ScheduleState& state) override;
-
- private:
-  std::int64_t step_size_;
-  double gamma_;
-};
+namespace chestlab::plateau {
 
 struct PlateauOptions {
   bool maximize = false;            // mode = "max": the monitored value should rise
@@ -86,4 +58,4 @@ class PlateauSchedule : public Scheduler {
   std::int64_t cooldown_counter_ = 0;
 };
 
-}  // namespace chestlab::step_schedules
+}  // namespace chestlab::plateau
