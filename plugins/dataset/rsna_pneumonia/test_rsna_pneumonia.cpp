@@ -297,7 +297,7 @@ TEST_CASE("rsna_pneumonia on the real stage 2 tables: quick construction, 3 clas
 
 TEST_CASE("rsna_map scores masks through connected components, and boxes as given", "[rsna_dataset]") {
   auto metric = registry().make_metric("rsna_map", registry().params_for(Kind::Metric, "rsna_map"));
-  CHECK(registry().find(Kind::Metric, "rsna_map")->tags.at("requires") == "any");
+  CHECK(to_string(registry().find(Kind::Metric, "rsna_map")->accepts) == "mask or boxes");
   Batch batch;
   batch.images = torch::zeros({3, 1, 32, 32});
   batch.boxes = {torch::tensor({{4.0f, 4.0f, 8.0f, 8.0f}}), torch::zeros({0, 4}), torch::zeros({0, 4})};

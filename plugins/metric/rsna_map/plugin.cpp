@@ -33,7 +33,6 @@ ComponentInfo rsna_map_info() {
   // Works with mask models (boxes from the mask) and box models (their boxes).
   info.accepts = {OutputKind::Mask, OutputKind::Boxes};
   info.higher_is_better = true;
-  info.tags["requires"] = "any";
   return info;
 }
 
