@@ -7,7 +7,7 @@
 // The result is fully resolved: every default filled in, and `resolved_toml()` writes it
 // back as canonical TOML that reproduces the same config (resume and rerun re-read it).
 //
-// Torch-free: lives in chestlab_core; the host's plugin registry implements SchemaCatalog.
+// Torch-free: lives in the engine (chestlab_engine); the host's plugin registry implements SchemaCatalog.
 #pragma once
 
 #include <cstdint>

@@ -8,7 +8,7 @@
 // same point always maps to the same run file, whatever the order of expansion.
 // docs/sweeps.md describes the format and the commands.
 //
-// Torch-free: lives in chestlab_core.
+// Torch-free: lives in the engine (chestlab_engine).
 #pragma once
 
 #include <cstdint>

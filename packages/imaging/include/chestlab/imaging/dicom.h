@@ -1,4 +1,4 @@
-// DICOM reading and writing through DCMTK (torch-free, in chestlab_core).
+// DICOM reading and writing through DCMTK (torch-free, in the imaging package).
 //
 // Reading decodes every transfer syntax DCMTK 3.6 decodes (implicit/explicit little endian,
 // explicit big endian, deflate, JPEG baseline/extended/lossless, JPEG-LS, RLE, files without

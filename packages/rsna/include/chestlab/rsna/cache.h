@@ -1,5 +1,5 @@
 // Preprocessing of RSNA radiographs (DICOM -> window or min-max -> anti-aliased resize) and
-// an optional HDF5 cache of its results, keyed by patient id. Torch-free (chestlab_core).
+// an optional HDF5 cache of its results, keyed by patient id. Torch-free (the rsna package).
 //
 // Pixel format: the prepared image is a CV_16U matrix holding round(65535 * v) for the
 // [0, 1] float v. The source is 8-bit JPEG, but after windowing and area-averaging v is no

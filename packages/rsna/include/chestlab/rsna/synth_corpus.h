@@ -3,7 +3,7 @@
 // Baseline, like the challenge files) whose opacities lie inside that patient's labelled
 // boxes, plus the label tables restricted to the patients written. The dataset plugin
 // `rsna_pneumonia` reads it exactly as it reads the real images, so the whole pipeline runs
-// without the 3.7 GB of real DICOM. Torch-free (chestlab_core); `chestlab synth rsna` is
+// without the 3.7 GB of real DICOM. Torch-free (the rsna package); `chestlab synth rsna` is
 // the command-line front end.
 #pragma once
 
