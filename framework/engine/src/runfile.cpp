@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -18,6 +20,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "chestlab/engine/file_lock.h"
 #include "chestlab/engine/hdf5.h"
 #include "chestlab/errors.h"
 
@@ -148,7 +151,6 @@ namespace {
 static_assert(std::is_same_v<hid_t, std::int64_t>, "RunWriter stores hid_t as int64_t");
 static_assert(sizeof(char*) == 8 && sizeof(double) == 8, "tables pack 8-byte fields");
 
-constexpr const char* kTmpSuffix = ".tmp";
 const char* const kHistoryFixed[] = {"epoch", "lr", "train_loss", "val_loss", "seconds"};
 constexpr hsize_t kTableChunkRows = 64;
 
@@ -216,9 +218,10 @@ Handle file_access_plist() {
   return fapl;
 }
 
+// Only ever a fresh temporary: EXCL, so that nothing is overwritten if a name came twice.
 Handle create_file(const std::string& path) {
   Handle fapl = file_access_plist();
-  return owned(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "create " + path);
+  return owned(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), "create " + path);
 }
 
 Handle open_file(const std::string& path, unsigned flags) {
@@ -859,6 +862,37 @@ void remove_quietly(const std::string& path) {
   fs::remove(path, ignored);
 }
 
+// A name no other transaction uses: host and pid keep writers apart should the lock not
+// work (a file system without flock), the counter keeps this process's transactions apart.
+std::string temporary_name(const std::string& path) {
+  static std::atomic<unsigned long> counter{0};
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string safe;
+  for (const char* c = host; *c; ++c)
+    safe += std::isalnum(static_cast<unsigned char>(*c)) || *c == '-' || *c == '.' ? *c : '_';
+  return fmt::format("{}.tmp-{}-{}-{}", path, safe.empty() ? "host" : safe, static_cast<long>(::getpid()),
+                     counter++);
+}
+
+// Temporaries of killed transactions (and the fixed `.tmp` of older versions): with the lock
+// held no live writer can be using them, and each is as large as the run file.
+void remove_stale_temporaries(const std::string& path) {
+  const fs::path p(path);
+  const std::string name = p.filename().string();
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(p.parent_path().empty() ? fs::path(".") : p.parent_path(), ec)) {
+    const std::string other = entry.path().filename().string();
+    if (other == name + ".tmp" || other.rfind(name + ".tmp-", 0) == 0) remove_quietly(entry.path().string());
+  }
+}
+
+std::shared_ptr<FileLock> lock_run_file(const std::string& path) {
+  auto lock = std::make_shared<FileLock>(FileLock::acquire(path + ".lock", "run file " + path));
+  remove_stale_temporaries(path);
+  return lock;
+}
+
 // Runs `body`; a std::runtime_error it throws is rethrown naming the run file.
 template <typename Fn>
 void with_path(const std::string& path, Fn body) {
@@ -912,11 +946,17 @@ RunFile RunFile::create(const std::string& path, const RunMeta& meta, const std:
                         const Environment& env) {
   std::error_code ec;
   if (fs::exists(path, ec)) throw std::runtime_error(path + ": already exists; a run file is never overwritten");
-  const std::string tmp = path + kTmpSuffix;
+  std::shared_ptr<FileLock> lock;
+  with_path(path, [&] {
+    fs::path dir = fs::path(path).parent_path();
+    if (!dir.empty()) fs::create_directories(dir);
+  });
+  lock = lock_run_file(path);
+  // Again under the lock: another writer may have created it since the check above.
+  if (fs::exists(path, ec)) throw std::runtime_error(path + ": already exists; a run file is never overwritten");
+  const std::string tmp = temporary_name(path);
   try {
     with_path(path, [&] {
-      fs::path dir = fs::path(path).parent_path();
-      if (!dir.empty()) fs::create_directories(dir);
       Handle file = create_file(tmp);
       write_root(file.get(), meta);
       write_string_dataset(file.get(), "config", config_toml);
@@ -929,21 +969,20 @@ RunFile RunFile::create(const std::string& path, const RunMeta& meta, const std:
     remove_quietly(tmp);
     throw;
   }
-  return RunFile(path);
+  return RunFile(path, std::move(lock));
 }
 
 RunFile RunFile::open(const std::string& path) {
-  Handle file = open_run_for_reading(path);
-  return RunFile(path);
+  open_run_for_reading(path);  // a file that is no run file is refused before anything is locked
+  return RunFile(path, lock_run_file(path));
 }
 
 void RunFile::transaction(const std::function<void(RunWriter&)>& edit) {
-  const std::string tmp = path_ + kTmpSuffix;
+  const std::string tmp = temporary_name(path_);
   try {
     Handle file;
     with_path(path_, [&] {
-      // A stale .tmp from a killed transaction is simply overwritten.
-      fs::copy_file(path_, tmp, fs::copy_options::overwrite_existing);
+      fs::copy_file(path_, tmp, fs::copy_options::none);  // fails rather than overwrite
       file = open_file(tmp, H5F_ACC_RDWR);
     });
     RunWriter writer(file.get(), path_);

@@ -3,10 +3,17 @@
 // describes the layout for readers in other languages (h5py).
 //
 // Crash safety: the file on disk is only ever replaced atomically. Every change is a
-// transaction that copies the file to `<path>.tmp`, edits the copy, fsyncs it and renames
-// it over `<path>`; so a kill at any moment leaves either the previous or the new complete
-// file. No HDF5 handle stays open between transactions. One writer per file at a time;
-// readers may open the file whenever they like. Not thread-safe (HDF5 serial build).
+// transaction that copies the file to a temporary of its own (`<path>.tmp-<host>-<pid>-<n>`),
+// edits the copy, fsyncs it and renames it over `<path>`; so a kill at any moment leaves
+// either the previous or the new complete file. No HDF5 handle stays open between
+// transactions; readers may open the file whenever they like. Not thread-safe (HDF5 serial
+// build).
+//
+// One writer per file: a RunFile holds an exclusive lock (FileLock, `<path>.lock`) from
+// create/open until it is destroyed, so a second writer, in another process or this one,
+// fails at once with FileLockedError naming the holder (pid, host, command line). The kernel
+// drops the lock when its holder dies, so a lock file left by a killed process does not block;
+// the next writer also deletes the temporaries such a process left behind.
 //
 // Torch-free: weights arrive as plain float arrays named like a PyTorch state_dict.
 #pragma once
@@ -15,11 +22,14 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace chestlab {
+
+class FileLock;
 
 enum class RunStatus { Running, Complete, Interrupted, Failed };
 enum class FoldStatus { Pending, Running, Complete, Failed, Interrupted, StoppedEarly };
@@ -207,7 +217,8 @@ class RunWriter {
 class RunFile {
  public:
   // Writes a new run file (status "running"), creating parent directories. Fails when
-  // `path` exists: a run file is never overwritten.
+  // `path` exists: a run file is never overwritten. Both throw FileLockedError when another
+  // writer holds the file (see above).
   static RunFile create(const std::string& path, const RunMeta& meta, const std::string& config_toml,
                         const Environment& env);
   // An existing run file, e.g. to resume it. Throws DataError when it is not a run file.
@@ -221,8 +232,9 @@ class RunFile {
   const std::string& path() const { return path_; }
 
  private:
-  explicit RunFile(std::string path) : path_(std::move(path)) {}
+  RunFile(std::string path, std::shared_ptr<FileLock> lock) : path_(std::move(path)), lock_(std::move(lock)) {}
   std::string path_;
+  std::shared_ptr<FileLock> lock_;  // held while any copy of this RunFile lives
 };
 
 }  // namespace chestlab
