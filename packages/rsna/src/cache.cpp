@@ -1,19 +1,16 @@
 #include "chestlab/rsna/cache.h"
 
-#include <fcntl.h>
 #include <hdf5.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <fmt/format.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 
+#include "chestlab/engine/file_lock.h"
 #include "chestlab/engine/hdf5.h"
 #include "chestlab/errors.h"
 #include "chestlab/imaging/image_ops.h"
@@ -190,7 +187,7 @@ std::string parameter_mismatch(hid_t file, const RsnaPreprocess& p) {
 // ---- the cache --------------------------------------------------------------------------
 
 struct RsnaImageCache::Handles {
-  int lock_fd = -1;
+  std::optional<FileLock> lock;
   Handle file;
   bool usable = false;
   std::size_t writes_since_flush = 0;
@@ -209,7 +206,7 @@ RsnaImageCache::RsnaImageCache(std::string path, RsnaPreprocess params, Log log)
     open_or_rebuild();
   } catch (...) {
     h_->file.reset();
-    if (h_->lock_fd >= 0) ::close(h_->lock_fd);  // no destructor runs for a failed constructor
+    h_->lock.reset();  // no destructor runs for a failed constructor
     throw;
   }
 }
@@ -219,7 +216,7 @@ RsnaImageCache::~RsnaImageCache() {
   std::lock_guard<std::mutex> lock(mutex_);
   silence_errors();
   h_->file.reset();  // closing flushes
-  if (h_->lock_fd >= 0) ::close(h_->lock_fd);  // releases the flock
+  h_->lock.reset();  // after the file is closed
 }
 
 void RsnaImageCache::open_or_rebuild() {
@@ -227,11 +224,14 @@ void RsnaImageCache::open_or_rebuild() {
   const fs::path parent = fs::path(path_).parent_path();
   if (!parent.empty()) fs::create_directories(parent, ec);
   const std::string lock_path = path_ + ".lock";
-  h_->lock_fd = ::open(lock_path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
-  if (h_->lock_fd < 0)
-    throw DataError(path_, fmt::format("cannot create the cache's lock file {}: {}", lock_path, std::strerror(errno)));
-  if (::flock(h_->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    disable("another process is using it");
+  LockHolder holder;
+  try {
+    h_->lock = FileLock::try_acquire(lock_path, &holder);
+  } catch (const std::runtime_error& e) {
+    throw DataError(path_, e.what());
+  }
+  if (!h_->lock) {
+    disable("another process is using it (" + holder.describe() + ")");
     return;
   }
   if (!fs::exists(path_, ec)) {
