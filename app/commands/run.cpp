@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "chestlab/params.h"
 #include "cli.h"
 #include "command.h"
 #include "run_output.h"
@@ -35,14 +36,9 @@ std::string folds_override(const std::string& list) {
   return "cv.run_folds=[" + out + "]";
 }
 
-std::string quoted(const std::string& value) {
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
+// The option's text as one TOML string, whatever it contains (the SDK's writer escapes every
+// character TOML does not take as it is).
+std::string quoted(const std::string& value) { return to_toml(ParamValue{value}); }
 
 int run_run(const std::vector<std::string>& args) {
   po::options_description options("options");

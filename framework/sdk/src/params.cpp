@@ -22,12 +22,26 @@ const char* to_string(ParamType type) {
 
 namespace {
 
+// A TOML basic string that reads back to exactly `s` (valid UTF-8, as every string TOML
+// gives us is). TOML forbids the control characters other than tab inside one, so each is
+// escaped; everything else, tab and non-ASCII included, is written as it is, which keeps the
+// text (and so the config hashes made from it) what it always was for such strings.
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') { out += "\\n"; continue; }
-    out += c;
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += c; continue;
+      default: break;
+    }
+    if (u < 0x20 || u == 0x7f) out += fmt::format("\\u{:04X}", static_cast<unsigned>(u));
+    else out += c;
   }
   return out + "\"";
 }
