@@ -73,6 +73,7 @@ class ExperimentReader {
     read_train(cfg.train);
     read_cv(cfg.cv);
     check_output_pairing(model, loss);
+    check_across_sections();
     return cfg;
   }
 
@@ -183,6 +184,7 @@ class ExperimentReader {
                                     const std::vector<std::string>& more_host_keys = {}) {
     PluginSection out;
     out.section = s;
+    const std::size_t errors_at_start = diag_.count();
     out.host = read_params(s, without_key(host_schema, "plugin"), diag_);
     out.plugin = plugin_name(s, kind, host_schema);
     if (out.plugin.empty()) return out;
@@ -192,13 +194,22 @@ class ExperimentReader {
     // A rule across parameters reads every value; one already in error would only mislead it.
     if (diag_.count() == errors_before) check_across_params(s, *out.info, out.params);
     check_unknown_keys(s, concat(concat(names_of(host_schema), more_host_keys), names_of(out.info->params)), diag_);
+    const bool clean = diag_.count() == errors_at_start;
+    remember(s, out.host, clean);
+    remember(s, out.params, clean);
     return out;
   }
 
   // The component's own rules (ComponentInfo::checks), each reported at the first of its
   // keys the file sets, like any other error of that key.
+  // A rule naming a key of another section ("dataset.image_size") waits until every
+  // section is read (check_across_sections).
   void check_across_params(const Section& s, const ComponentInfo& info, const Params& params) {
     for (const ParamCheck& rule : info.checks) {
+      if (reads_other_sections(rule)) {
+        deferred_.push_back({s, &rule, params});
+        continue;
+      }
       const std::string why = rule.check(params);
       if (why.empty()) continue;
       std::string key = rule.keys.empty() ? std::string("plugin") : rule.keys.front();
@@ -208,6 +219,68 @@ class ExperimentReader {
           break;
         }
       diag_.error(s.where_of(key), s.key_path(key), why);
+    }
+  }
+
+  static bool reads_other_sections(const ParamCheck& rule) {
+    for (const std::string& k : rule.keys)
+      if (k.find('.') != std::string::npos) return true;
+    return false;
+  }
+
+  // The values of a singular section ([dataset], [model], [cv], ...), defaults filled in,
+  // as rules across sections name them: "dataset.image_size". A section with an error is
+  // not remembered: its values may be stand-in defaults, and a rule reading them would only
+  // add a misleading second error.
+  void remember(const Section& s, const Params& values, bool clean) {
+    if (!clean || s.path.find('.') != std::string::npos) return;  // [[metrics]] entries are not addressable
+    sections_.emplace(s.path, s);
+    for (const auto& [key, value] : values.values()) resolved_[s.path + "." + key] = value;
+  }
+
+  // Rules such as "image_size is a multiple of 2^depth" (a model's rule reading the
+  // dataset's size). The rule sees its own section's values under their plain names and the
+  // others' under "section.key"; it is skipped when a key it names is absent (another
+  // dataset has no image_size) or in error (already reported). The error is reported at the
+  // first of its keys the file sets, in whichever section that key lives.
+  void check_across_sections() {
+    for (const DeferredRule& d : deferred_) {
+      Params values = d.own;
+      bool complete = true;
+      for (const std::string& k : d.rule->keys) {
+        if (k.find('.') == std::string::npos) continue;
+        auto it = resolved_.find(k);
+        if (it == resolved_.end()) {
+          complete = false;
+          break;
+        }
+        values.set(k, it->second);
+      }
+      if (!complete) continue;
+      const std::string why = d.rule->check(values);
+      if (why.empty()) continue;
+      const Section* where = &d.section;
+      std::string key = d.rule->keys.front();
+      for (const std::string& k : d.rule->keys) {
+        const auto dot = k.find('.');
+        const Section* owner = &d.section;
+        std::string plain = k;
+        if (dot != std::string::npos) {
+          auto s = sections_.find(k.substr(0, dot));
+          if (s == sections_.end()) continue;
+          owner = &s->second;
+          plain = k.substr(dot + 1);
+        }
+        if (owner->node(plain)) {
+          where = owner, key = plain;
+          break;
+        }
+      }
+      if (key.find('.') != std::string::npos) {  // set nowhere: report at the rule's own section
+        where = &d.section;
+        key = "plugin";
+      }
+      diag_.error(where->where_of(key), where->key_path(key), why);
     }
   }
 
@@ -289,8 +362,10 @@ class ExperimentReader {
 
   void read_optimizer(OptimizerConfig& out) {
     const Section s = section("optimizer", false);
+    const std::size_t errors_at_start = diag_.count();
     const Params p = read_params(s, optimizer_schema(), diag_);
     check_unknown_keys(s, names_of(optimizer_schema()), diag_);
+    remember(s, p, diag_.count() == errors_at_start);
     out.name = p.str("name");
     out.lr = p.real("lr");
     out.weight_decay = p.real("weight_decay");
@@ -358,8 +433,10 @@ class ExperimentReader {
 
   void read_train(TrainConfig& out) {
     const Section s = section("train", false);
+    const std::size_t errors_at_start = diag_.count();
     const Params p = read_params(s, train_schema(), diag_);
     check_unknown_keys(s, names_of(train_schema()), diag_);
+    remember(s, p, diag_.count() == errors_at_start);
     out.epochs = p.integer("epochs");
     out.batch_size = p.integer("batch_size");
     out.device = p.str("device");
@@ -377,8 +454,10 @@ class ExperimentReader {
 
   void read_cv(CvConfig& out) {
     const Section s = section("cv", false);
+    const std::size_t errors_at_start = diag_.count();
     const Params p = read_params(s, cv_schema(), diag_);
     check_unknown_keys(s, names_of(cv_schema()), diag_);
+    remember(s, p, diag_.count() == errors_at_start);
     out.mode = p.str("mode");
     out.folds = p.integer("folds");
     out.stratify = p.boolean("stratify");
@@ -431,6 +510,14 @@ class ExperimentReader {
   const SchemaCatalog& catalog_;
   Diagnostics& diag_;
   std::vector<PluginSection> metrics_;  // as read, for the checks across sections
+  struct DeferredRule {
+    Section section;
+    const ParamCheck* rule;
+    Params own;
+  };
+  std::vector<DeferredRule> deferred_;
+  std::map<std::string, Section> sections_;        // "dataset" -> where it is
+  std::map<std::string, ParamValue> resolved_;     // "dataset.image_size" -> 63
 };
 
 }  // namespace

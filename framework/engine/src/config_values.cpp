@@ -158,6 +158,8 @@ class ValueReader {
     if (auto* f = n.as_floating_point()) v = f->get();
     else if (auto* i = n.as_integer()) v = static_cast<double>(i->get());
     else return wrong(n, path, describe(n));
+    if (!std::isfinite(v) && !spec_.nonfinite_ok)
+      return wrong(n, path, to_toml(ParamValue{v}) + " (inf and nan are not accepted here)");
     if (!spec_.in_bounds(v)) return wrong(n, path, to_toml(ParamValue{v}));
     return v;
   }

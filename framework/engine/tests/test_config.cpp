@@ -2,13 +2,16 @@
 // defaults and the resolved form. A fake catalog stands in for the plugin registry.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "chestlab/engine/config.h"
 #include "chestlab/errors.h"
+#include "chestlab/param_check.h"
 #include "support.h"
 
 using namespace chestlab;
@@ -102,8 +105,10 @@ class FakeCatalog : public SchemaCatalog {
     return out;
   }
 
- private:
+ protected:
   void add(ComponentInfo info) { components_[{info.kind, info.name}] = std::move(info); }
+
+ private:
   std::map<std::pair<Kind, std::string>, ComponentInfo> components_;
   std::map<std::string, Schema> augmentations_;
 };
@@ -112,6 +117,21 @@ const FakeCatalog& catalog() {
   static const FakeCatalog instance;
   return instance;
 }
+
+// With components whose rules read other sections, and a float that accepts inf.
+class CrossSectionCatalog : public FakeCatalog {
+ public:
+  CrossSectionCatalog() {
+    add(component(Kind::Dataset, "sized_data", {param_int("image_size", 64, "side").range(8, 4096)}));
+    add(down_net());
+    add(component(Kind::Loss, "clipped", {param_float("max_value", 1e9, "inf: no clipping").accepts_nonfinite()}));
+  }
+  static ComponentInfo down_net() {
+    ComponentInfo down = component(Kind::Model, "down_net", {param_int("depth", 2, "halvings").range(1, 8)});
+    down.checks = {image_size_multiple_of_depth("down_net")};
+    return down;
+  }
+};
 
 // Sections of a valid file. A test puts the section it examines first, so the line
 // numbers it expects can be read off the test itself.
@@ -130,6 +150,21 @@ ExperimentConfig parse(const std::string& text, const std::vector<std::string>& 
 std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
   try {
     parse(text, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  FAIL("expected a ConfigError for:\n" << text);
+  return "";
+}
+
+ExperimentConfig parse_cross(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  static const CrossSectionCatalog cross;
+  return parse_experiment(text, "x.toml", "/base", overrides, cross);
+}
+
+std::string cross_error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_cross(text, overrides);
   } catch (const ConfigError& e) {
     return e.what();
   }
@@ -555,4 +590,63 @@ TEST_CASE("config: the format documentation lists every host key", "[config]") {
     CHECK_THAT(text.str(), Contains("`" + section.header + "`"));
     for (const ParamSpec& spec : *section.schema) CHECK_THAT(text.str(), Contains("| `" + spec.name + "` |"));
   }
+}
+
+TEST_CASE("config: a rule across sections is reported at the key the file sets, with the nearest allowed value",
+          "[config][errors]") {
+  const std::string sized = "[dataset]\nplugin = \"sized_data\"\nimage_size = 63\n";
+  const std::string down = "[model]\nplugin = \"down_net\"\n";
+  CHECK(cross_error_of(sized + down + kExperiment + kLoss + kMetrics) ==
+        "x.toml:3:14: dataset.image_size: 63 is not a multiple of 4 for down_net depth 2; nearest: 64 (or lower "
+        "model.depth)");
+  // Rounded to the nearer multiple, and never below one multiple.
+  CHECK_THAT(cross_error_of("[dataset]\nplugin = \"sized_data\"\nimage_size = 70\n" + down + kExperiment + kLoss + kMetrics),
+             Contains("nearest: 72"));
+  CHECK_THAT(cross_error_of("[dataset]\nplugin = \"sized_data\"\nimage_size = 9\n[model]\nplugin = \"down_net\"\ndepth = 4\n" +
+                      kExperiment + kLoss + kMetrics),
+             Contains("9 is not a multiple of 16") && Contains("nearest: 16"));
+  // The file sets only the model's key: the error is reported there.
+  CHECK(cross_error_of("[model]\nplugin = \"down_net\"\ndepth = 7\n[dataset]\nplugin = \"sized_data\"\n" + kExperiment +
+                 kLoss + kMetrics) ==
+        "x.toml:3:9: model.depth: 64 is not a multiple of 128 for down_net depth 7; nearest: 128 (or lower model.depth)");
+  // An override is checked the same way.
+  CHECK_THAT(cross_error_of("[dataset]\nplugin = \"sized_data\"\n" + down + kExperiment + kLoss + kMetrics,
+                      {"dataset.image_size=66"}),
+             Contains("dataset.image_size: 66 is not a multiple of 4"));
+  CHECK(parse_cross(sized + "[model]\nplugin = \"down_net\"\ndepth = 0\n" + kExperiment + kLoss + kMetrics,
+              {"model.depth=1", "dataset.image_size=64"})
+            .model.params.integer("depth") == 1);
+  // A dataset without image_size: the rule has nothing to read and is skipped.
+  CHECK(parse_cross(kDataset + down + kExperiment + kLoss + kMetrics).model.plugin == "down_net");
+  // An error already reported in the other section is not followed by a second, misleading one.
+  const std::string both = cross_error_of("[dataset]\nplugin = \"sized_data\"\nimage_size = 3\n" + down + kExperiment +
+                                    kLoss + kMetrics);
+  CHECK_THAT(both, Contains("dataset.image_size: expected integer in [8, 4096], got 3"));
+  CHECK_THAT(both, !Contains("multiple of"));
+}
+
+TEST_CASE("config: check_params leaves rules across sections to the experiment reader", "[config]") {
+  const ComponentInfo down = CrossSectionCatalog::down_net();
+  CHECK(check_params(down.params, {{"depth", std::int64_t{3}}}, "model 'down_net'", down.checks).integer("depth") == 3);
+}
+
+TEST_CASE("config: floats refuse inf and nan unless the parameter accepts them", "[config][errors]") {
+  CHECK(cross_error_of("[optimizer]\nlr = inf\n" + kValid) ==
+        "x.toml:2:6: optimizer.lr: expected float > 0, got inf (inf and nan are not accepted here)");
+  CHECK_THAT(cross_error_of("[optimizer]\nlr = nan\n" + kValid), Contains("optimizer.lr") && Contains("got nan"));
+  CHECK_THAT(cross_error_of(kValid, {"optimizer.lr=-inf"}), Contains("optimizer.lr") && Contains("not accepted"));
+  // Unbounded floats too: a plugin's "any float" still means a finite one.
+  CHECK_THAT(cross_error_of("[loss]\nplugin = \"margin_loss\"\nlo = nan\n" + kExperiment + kDataset + kModel + kMetrics),
+             Contains("loss.lo: expected float, got nan"));
+  CHECK_THAT(cross_error_of("[[metrics]]\nplugin = \"iou\"\nthreshold = inf\n" + kExperiment + kDataset + kModel + kLoss),
+             Contains("metrics.0.threshold"));
+  CHECK_THAT(cross_error_of("[[dataset.augment]]\ntype = \"rotate\"\ndegrees = nan\n" + kValid), Contains("degrees"));
+  // A parameter that says it accepts them does.
+  const ExperimentConfig c =
+      parse_cross("[loss]\nplugin = \"clipped\"\nmax_value = inf\n" + kExperiment + kDataset + kModel + kMetrics);
+  CHECK(std::isinf(c.loss.params.real("max_value")));
+  // The programmatic check refuses the same values.
+  const Schema lr = {param_float("lr", 1e-3, "rate").above(0)};
+  CHECK_THROWS_WITH(check_params(lr, {{"lr", std::numeric_limits<double>::infinity()}}, "optimizer"),
+                    Contains("not accepted"));
 }

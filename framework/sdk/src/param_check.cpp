@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "chestlab/errors.h"
 
@@ -57,6 +58,13 @@ std::string check_value(const ParamSpec& spec, const ParamValue& raw) {
     return fmt::format("expected {}, got {} {}", spec.allowed(), type_of(raw), to_toml(raw));
   ParamValue value = coerce_value(spec, raw);
   auto bad = [&]() { return fmt::format("expected {}, got {}", spec.allowed(), to_toml(value)); };
+  auto finite = [&](double x) { return spec.nonfinite_ok || std::isfinite(x); };
+  if (auto* d = std::get_if<double>(&value); d && !finite(*d))
+    return fmt::format("expected {}, got {} (inf and nan are not accepted here)", spec.allowed(), to_toml(value));
+  if (auto* l = std::get_if<std::vector<double>>(&value))
+    for (double x : *l)
+      if (!finite(x))
+        return fmt::format("expected {}, got {} (inf and nan are not accepted here)", spec.allowed(), to_toml(value));
   if (auto* i = std::get_if<std::int64_t>(&value); i && !spec.in_bounds(static_cast<double>(*i))) return bad();
   if (auto* d = std::get_if<double>(&value); d && !spec.in_bounds(*d)) return bad();
   if (auto* s = std::get_if<std::string>(&value); s && !allowed_choice(spec, *s)) return bad();
@@ -97,9 +105,16 @@ Params check_params(const Schema& schema, const std::map<std::string, ParamValue
     else errors.push_back(fmt::format("{}: missing required parameter '{}' ({})", context, spec.name, spec.allowed()));
   }
   // Rules across parameters read every value, so they only mean something once each is valid.
+  // A rule that reads another section ("dataset.image_size") is the experiment reader's to
+  // check; here only one component's values are known.
+  auto reads_other_sections = [](const ParamCheck& rule) {
+    return std::any_of(rule.keys.begin(), rule.keys.end(),
+                       [](const std::string& k) { return k.find('.') != std::string::npos; });
+  };
   if (errors.empty())
     for (const ParamCheck& rule : checks)
-      if (std::string why = rule.check(out); !why.empty())
+      if (reads_other_sections(rule)) continue;
+      else if (std::string why = rule.check(out); !why.empty())
         errors.push_back(fmt::format("{}: {}: {}", context, rule.keys.empty() ? "parameters" : rule.keys.front(), why));
   if (!errors.empty()) {
     std::string all;
@@ -107,6 +122,21 @@ Params check_params(const Schema& schema, const std::map<std::string, ParamValue
     throw ConfigError(all);
   }
   return out;
+}
+
+ParamCheck image_size_multiple_of_depth(const std::string& model, const std::string& depth_key) {
+  return param_check({"dataset.image_size", depth_key}, "dataset.image_size is a multiple of 2^" + depth_key,
+                     [model, depth_key](const Params& p) {
+                       const std::int64_t size = p.integer("dataset.image_size");
+                       const std::int64_t depth = p.integer(depth_key);
+                       const std::int64_t multiple = std::int64_t{1} << depth;
+                       if (size % multiple == 0) return std::string();
+                       // Rounded to the nearer multiple (up on a tie), never below one multiple.
+                       const std::int64_t nearest =
+                           std::max(multiple, (size + multiple / 2) / multiple * multiple);
+                       return fmt::format("{} is not a multiple of {} for {} {} {}; nearest: {} (or lower model.{})",
+                                          size, multiple, model, depth_key, depth, nearest, depth_key);
+                     });
 }
 
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {

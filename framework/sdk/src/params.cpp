@@ -106,6 +106,7 @@ std::string ParamSpec::allowed() const {
 }
 
 bool ParamSpec::in_bounds(double value) const {
+  if (!std::isfinite(value) && !nonfinite_ok) return false;
   if (std::isnan(value)) return !min && !max;
   const bool above_min = !min || (min_exclusive ? value > *min : value >= *min);
   const bool below_max = !max || (max_exclusive ? value < *max : value <= *max);

@@ -31,11 +31,14 @@ ComponentInfo resnet_seg_info() {
                    "BN-ReLU-1x1 conv to 1, upsampled by 2^(depth-2) (a capstone report's head; depth >= 2)")
           .one_of({"kernel", "transposed"}),
   };
-  info.checks = {param_check({"head", "depth"}, "head = \"transposed\" needs depth >= 2", [](const Params& p) {
-    if (p.str("head") != "transposed" || p.integer("depth") >= 2) return std::string();
-    return "head = \"transposed\" upsamples 4x inside the head and needs depth >= 2 (depth = " +
-           std::to_string(p.integer("depth")) + ")";
-  })};
+  info.checks = {param_check({"head", "depth"}, "head = \"transposed\" needs depth >= 2",
+                             [](const Params& p) {
+                               if (p.str("head") != "transposed" || p.integer("depth") >= 2) return std::string();
+                               return "head = \"transposed\" upsamples 4x inside the head and needs depth >= 2 "
+                                      "(depth = " +
+                                      std::to_string(p.integer("depth")) + ")";
+                             }),
+                 image_size_multiple_of_depth("resnet_seg")};
   info.output = OutputKind::Mask;
   info.tags["source"] = "Kaggle RSNA kernel (resnet-style segmentation)";
   return info;

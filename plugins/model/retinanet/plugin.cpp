@@ -72,6 +72,21 @@ ComponentInfo retinanet_info() {
                     if (n == 4) return std::string();
                     return fmt::format("needs 4 values (wx, wy, ww, wh), got {}", n);
                   }),
+      param_check({"dataset.image_size"}, "dataset.image_size >= 32",
+                  [](const Params& p) {
+                    const auto size = p.integer("dataset.image_size");
+                    if (size >= 32) return std::string();
+                    return fmt::format("retinanet needs images of at least 32 px, got {}; nearest: 32", size);
+                  }),
+      param_check({"sizes", "dataset.image_size"}, "the smallest anchor (sizes[0]) fits the image",
+                  [](const Params& p) {
+                    const auto sizes = p.reals("sizes");
+                    const auto image = static_cast<double>(p.integer("dataset.image_size"));
+                    if (sizes.empty() || sizes.front() <= image) return std::string();
+                    return fmt::format("the smallest anchor side {} exceeds the image size {}: no anchor fits an "
+                                       "object inside the image; scale sizes with the image",
+                                       sizes.front(), image);
+                  }),
       param_check({"gate", "image_head"}, "gate > 0 needs image_head = true",
                   [](const Params& p) {
                     if (p.real("gate") == 0.0 || p.boolean("image_head")) return std::string();

@@ -112,6 +112,6 @@ std::shared_ptr<Model> make_unet(const Params& p, const ModelContext& context) {
 
 CHESTLAB_PLUGIN(registrar) {
   ComponentInfo info = unet_info();
-  info.checks = {preset_check(info)};
+  info.checks = {preset_check(info), image_size_multiple_of_depth("unet")};
   registrar.add_model(info, make_unet);
 }

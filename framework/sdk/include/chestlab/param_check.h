@@ -23,6 +23,12 @@ ParamValue coerce_value(const ParamSpec& spec, const ParamValue& value);
 Params check_params(const Schema& schema, const std::map<std::string, ParamValue>& given,
                     const std::string& context, const std::vector<ParamCheck>& checks = {});
 
+// The rule of every encoder-decoder that halves the resolution `depth` times and doubles it
+// back: the dataset's image_size is a multiple of 2^depth. Keys {"dataset.image_size",
+// depth_key}; the message names the nearest allowed size, e.g. "63 is not a multiple of 4
+// for resnet_seg depth 2; nearest: 64 (or lower model.depth)".
+ParamCheck image_size_multiple_of_depth(const std::string& model, const std::string& depth_key = "depth");
+
 // Closest name by edit distance, or "" when nothing is close enough to suggest.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 

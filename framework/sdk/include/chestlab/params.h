@@ -35,10 +35,14 @@ struct ParamSpec {
   bool max_exclusive = false;           // true: the value must be < max (else <= max)
   std::vector<std::string> choices;     // allowed strings (String and StringList); empty = any
   std::string doc;
+  // Floats are finite unless a parameter says otherwise: `lr = inf` or `nan` in an experiment
+  // file is a typo to refuse, not a value to train with. With this set, inf is checked against
+  // the bounds and nan passes only where there are none.
+  bool nonfinite_ok = false;
 
   bool required() const { return !default_value.has_value(); }
-  // Whether a number (or one element of a number list) lies within min and max; NaN only
-  // where the spec has no bound at all.
+  // Whether a number (or one element of a number list) lies within min and max; never for
+  // inf or nan unless `nonfinite_ok` (then nan only where the spec has no bound at all).
   bool in_bounds(double value) const;
   // "integer in [1, 64]", "one of: max, mean", "float >= 0", "float in (0, 1)", ... for error
   // messages and docs.
@@ -56,6 +60,7 @@ struct ParamBuilder {
   ParamBuilder& above(double lo) { spec.min = lo; spec.min_exclusive = true; return *this; }
   ParamBuilder& below(double hi) { spec.max = hi; spec.max_exclusive = true; return *this; }
   ParamBuilder& one_of(std::vector<std::string> c) { spec.choices = std::move(c); return *this; }
+  ParamBuilder& accepts_nonfinite() { spec.nonfinite_ok = true; return *this; }
   operator ParamSpec() const { return spec; }
 };
 ParamBuilder param_bool(std::string name, bool def, std::string doc);
@@ -77,7 +82,10 @@ class Params;
 // with the schema, before any factory runs, so a plugin never re-checks its parameters.
 struct ParamCheck {
   // The parameters the rule reads, most telling first: an experiment file's error points
-  // at the first of them the file sets, and is reported under that key.
+  // at the first of them the file sets, and is reported under that key. A key of another
+  // section is written "section.key" ("dataset.image_size", "cv.folds") and reaches `check`
+  // under that name; such a rule is checked once the whole experiment file is read, and is
+  // skipped when that key does not exist there (a dataset without image_size).
   std::vector<std::string> keys;
   // The rule in a few words, for `plugins describe` and the docs, e.g. "bg_iou <= fg_iou".
   std::string doc;

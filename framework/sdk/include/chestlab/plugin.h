@@ -23,7 +23,7 @@
 #include "chestlab/scheduler.h"
 
 // Bumped whenever a class in this SDK changes layout or virtual functions.
-#define CHESTLAB_SDK_ABI_VERSION 2
+#define CHESTLAB_SDK_ABI_VERSION 3
 
 namespace chestlab {
 

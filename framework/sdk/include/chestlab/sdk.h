@@ -7,6 +7,7 @@
 #include "chestlab/loss.h"
 #include "chestlab/metric.h"
 #include "chestlab/model.h"
+#include "chestlab/param_check.h"
 #include "chestlab/params.h"
 #include "chestlab/plugin.h"
 #include "chestlab/scheduler.h"
