@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -141,12 +142,26 @@ std::optional<FileLock> FileLock::try_acquire(const std::string& lock_path, Lock
     int rc;
     do rc = ::flock(fd, LOCK_EX | LOCK_NB);
     while (rc != 0 && errno == EINTR);
+    bool enforced = true;
     if (rc != 0) {
       const int error = errno;
-      if (error != EWOULDBLOCK) {
+      if (error == ENOLCK || error == ENOSYS || error == EOPNOTSUPP) {
+        const char* opt_out = std::getenv("CHESTLAB_NO_FILE_LOCKS");
+        if (!opt_out || std::string(opt_out) != "1") {
+          ::close(fd);
+          throw FileLockUnsupported(fmt::format(
+              "cannot lock {}: {}: the file system does not support flock(2), which chestlab uses to make sure one "
+              "process at a time writes a file. Use a folder on another file system, or, where only one process "
+              "can be writing it, set CHESTLAB_NO_FILE_LOCKS=1 to go on without the lock",
+              lock_path, std::strerror(error)));
+        }
+        enforced = false;
+      } else if (error != EWOULDBLOCK) {
         ::close(fd);
         fail("cannot lock " + lock_path, error);
       }
+    }
+    if (rc != 0 && enforced) {
       if (holder) *holder = holder_of(fd);
       ::close(fd);
       return std::nullopt;

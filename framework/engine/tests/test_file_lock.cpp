@@ -3,13 +3,17 @@
 // description, exactly as a separate `chestlab` process does).
 #include <catch2/catch.hpp>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -21,6 +25,23 @@
 namespace fs = std::filesystem;
 using namespace chestlab;
 using Catch::Matchers::Contains;
+
+namespace {
+// When set, flock(2) fails with this errno: a file system without locks, for one test.
+std::atomic<int> g_flock_fails_with{0};
+}  // namespace
+
+// Interposes libc's flock for this test program (the engine library resolves it here first);
+// it passes every call through unless a test sets g_flock_fails_with.
+extern "C" int flock(int fd, int operation) {
+  using Flock = int (*)(int, int);
+  static const Flock real = reinterpret_cast<Flock>(dlsym(RTLD_NEXT, "flock"));
+  if (const int error = g_flock_fails_with.load()) {
+    errno = error;
+    return -1;
+  }
+  return real(fd, operation);
+}
 
 namespace {
 
@@ -254,4 +275,31 @@ TEST_CASE("FileLock: release deletes the file, a forked copy does not, and odd c
     close(other);
     CHECK(FileLock::try_acquire(lock_path).has_value());
   }
+}
+
+TEST_CASE("a file system without flock is an error saying what to do, unless CHESTLAB_NO_FILE_LOCKS=1",
+          "[filelock]") {
+  const fs::path dir = test::scratch_dir("filelock_unsupported");
+  const std::string lock_path = (dir / "x.lock").string();
+  struct Restore {
+    ~Restore() {
+      g_flock_fails_with = 0;
+      unsetenv("CHESTLAB_NO_FILE_LOCKS");
+    }
+  } restore;
+  unsetenv("CHESTLAB_NO_FILE_LOCKS");
+  g_flock_fails_with = ENOSYS;  // Lustre without flock answers so
+  CHECK_THROWS_AS(FileLock::acquire(lock_path, "x"), FileLockUnsupported);
+  CHECK_THROWS_WITH(FileLock::try_acquire(lock_path),
+                    Contains("does not support flock") && Contains("CHESTLAB_NO_FILE_LOCKS=1"));
+  g_flock_fails_with = EWOULDBLOCK;  // other errors stay what they were: held by someone
+  CHECK_FALSE(FileLock::try_acquire(lock_path).has_value());
+
+  g_flock_fails_with = ENOLCK;
+  setenv("CHESTLAB_NO_FILE_LOCKS", "1", 1);
+  {
+    FileLock unenforced = FileLock::acquire(lock_path, "x");
+    CHECK(FileLock::read_holder(lock_path).pid == std::to_string(getpid()));
+  }
+  CHECK_FALSE(fs::exists(lock_path));
 }

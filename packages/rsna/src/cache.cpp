@@ -227,6 +227,9 @@ void RsnaImageCache::open_or_rebuild() {
   LockHolder holder;
   try {
     h_->lock = FileLock::try_acquire(lock_path, &holder);
+  } catch (const FileLockUnsupported& e) {
+    disable(e.what());  // no lock, no safe sharing: the run goes on without the cache
+    return;
   } catch (const std::runtime_error& e) {
     throw DataError(path_, e.what());
   }

@@ -36,12 +36,20 @@ struct FileLockedError : std::runtime_error {
   LockHolder holder;
 };
 
+// The file system cannot lock at all (flock fails with ENOLCK, ENOSYS or EOPNOTSUPP, as on
+// Lustre mounted without flock). The message says how to go on where one writer is certain.
+struct FileLockUnsupported : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class FileLock {
  public:
   // Takes the lock on `lock_path` (creating the file and its folder), or throws
   // FileLockedError when another process (or another FileLock of this process) holds it:
   // "<what> is in use by another chestlab process (pid ... on host ... since ...: <command>)".
-  // Other failures (no permission, no such folder) throw std::runtime_error naming the file.
+  // Other failures (no permission, no such folder) throw std::runtime_error naming the file;
+  // a file system without flock throws FileLockUnsupported, unless the environment sets
+  // CHESTLAB_NO_FILE_LOCKS=1: then the lock file is written but nothing is enforced.
   static FileLock acquire(const std::string& lock_path, const std::string& what);
   // The same, but nullopt (and the holder in `*holder` when given) instead of throwing when
   // another process holds it.
