@@ -9,13 +9,16 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,11 +26,13 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "chestlab/engine/compare.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/registry.h"
+#include "chestlab/host/runtime.h"
 #include "chestlab/engine/sweep.h"
 #include "cli.h"
 #include "command.h"
@@ -119,7 +124,10 @@ void check_same_folds(const SweepPlan& plan, const std::shared_ptr<PluginRegistr
 
 // ---- lock and manifest ----------------------------------------------------------------------
 
-// One `chestlab sweep` (local run or merge) per sweep folder at a time.
+// One `chestlab sweep` (local run or merge) per sweep folder at a time. The runs a local
+// sweep starts hold the lock too (spawn_run), so after a sweep was killed the folder stays
+// locked until its last run has stopped: then the pid in the file is dead and we wait for
+// those runs (they stop after their current batch) rather than refuse.
 class SweepLock {
  public:
   explicit SweepLock(const std::string& dir) {
@@ -127,12 +135,31 @@ class SweepLock {
     path_ = (fs::path(dir) / ".sweep.lock").string();
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error(path_ + ": cannot open the sweep lock");
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    bool told = false;
+    const auto deadline = std::chrono::steady_clock::now() + kOrphanWait;
+    while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       char pid[32] = {};
-      ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
-      ::close(fd_);
-      throw std::runtime_error(fmt::format("another `chestlab sweep` (pid {}) is working on {}; wait for it or stop it",
-                                           n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "?", dir));
+      const ssize_t n = ::pread(fd_, pid, sizeof pid - 1, 0);
+      const std::string holder = n > 0 ? std::string(pid, static_cast<std::size_t>(n)) : "?";
+      const long holder_pid = std::atol(holder.c_str());
+      const bool holder_gone = holder_pid > 0 && ::kill(static_cast<pid_t>(holder_pid), 0) != 0 && errno == ESRCH;
+      if (!holder_gone || std::chrono::steady_clock::now() > deadline) {
+        ::close(fd_);
+        if (holder_gone)
+          throw std::runtime_error(fmt::format(
+              "{} is still locked by runs that a killed `chestlab sweep` (pid {}) started, {} s after they were told "
+              "to stop; find them with `fuser {}`, stop them or wait, then run the sweep again",
+              dir, holder, std::chrono::duration_cast<std::chrono::seconds>(kOrphanWait).count(), path_));
+        throw std::runtime_error(fmt::format(
+            "another `chestlab sweep` (pid {}) is working on {}; wait for it or stop it", holder, dir));
+      }
+      if (!told)
+        std::cout << fmt::format("waiting for the runs of a `chestlab sweep` that ended (pid {}) to stop after "
+                                 "their current batch...\n",
+                                 holder)
+                  << std::flush;
+      told = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     const std::string me = std::to_string(getpid());
     if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) { /* informative only */ }
@@ -140,8 +167,10 @@ class SweepLock {
   ~SweepLock() {
     if (fd_ >= 0) ::close(fd_);
   }
+  int fd() const { return fd_; }
 
  private:
+  static constexpr std::chrono::minutes kOrphanWait{10};
   std::string path_;
   int fd_ = -1;
 };
@@ -202,30 +231,91 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+struct SpawnError {
+  int error = 0;  // errno of the failed spawn, 0 when it started
+};
+
 // A child `chestlab run`, in its own process group (a Ctrl-C reaches only this process, which
-// passes one SIGTERM on), stopped with us if we die, its output appended to `log`.
-pid_t spawn_run(const std::vector<std::string>& argv, const std::string& log, int threads) {
+// passes one SIGTERM on), its output appended to `log`, started with posix_spawn: this
+// process has LibTorch's and OpenMP's threads, and after a fork only async-signal-safe calls
+// are allowed, so argv, the environment and the file actions are all prepared here and the
+// child does nothing but exec. It is given our pid ($CHESTLAB_PARENT_PID, host/runtime.h) and
+// stops after its batch if we die, even by kill -9. It also gets a copy of the sweep lock's
+// descriptor (`lock_fd`; the run never uses it): a sweep folder stays locked until the last
+// run started from it has stopped, so a sweep started again after a kill -9 waits for the
+// orphans instead of resuming their run files under them.
+pid_t spawn_run(const std::vector<std::string>& argv, const std::string& log, int threads, int lock_fd,
+                SpawnError& failure) {
   fs::create_directories(fs::path(log).parent_path());
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid != 0) return pid;
-  setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() != parent) _exit(kExitInterrupted);
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (fd >= 0) {
-    dup2(fd, 1);
-    dup2(fd, 2);
-    ::close(fd);
+  std::vector<std::string> env_text;
+  const std::string omp = "OMP_NUM_THREADS=", parent = std::string(kParentPidVariable) + "=";
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry(*e);
+    if (entry.rfind(omp, 0) != 0 && entry.rfind(parent, 0) != 0) env_text.push_back(entry);
   }
-  setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
-  std::vector<char*> args;
+  env_text.push_back(omp + std::to_string(threads));
+  env_text.push_back(parent + std::to_string(getpid()));
+  std::vector<char*> args, env;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  execv(args[0], args.data());
-  _exit(127);
+  for (const std::string& e : env_text) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  // A run never reads the terminal (reading it from another process group would stop it).
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  // dup2 onto another number clears close-on-exec (onto the same number it need not).
+  if (lock_fd >= 0) posix_spawn_file_actions_adddup2(&actions, lock_fd, lock_fd == 3 ? 4 : 3);
+  // Our stop handlers are replaced by exec anyway; SIG_IGN (a sweep started under nohup or
+  // from a script with `&`) would not be, and the run must stop on SIGTERM/SIGINT.
+  sigset_t defaults, none;
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  failure.error = posix_spawn(&pid, args[0], &actions, &attr, args.data(), env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return failure.error == 0 ? pid : -1;
+}
+
+// The child's own error message (from its last "error:" or "data error:" line to the end of
+// its log, at most 20 lines, indented), so that the reason shows where the sweep is watched.
+std::string last_error(const std::string& log) {
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 16384);
+  in.seekg(from);
+  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < tail.size()) {
+    const std::size_t end = std::min(tail.find('\n', start), tail.size());
+    lines.push_back(tail.substr(start, end - start));
+    start = end + 1;
+  }
+  std::size_t first = lines.size();
+  for (std::size_t k = lines.size(); k-- > 0;)
+    if (lines[k].rfind("error:", 0) == 0 || lines[k].rfind("data error:", 0) == 0) {
+      first = k;
+      break;
+    }
+  std::string out;
+  for (std::size_t k = first; k < lines.size() && k < first + 20; ++k)
+    if (!lines[k].empty()) out += "    " + lines[k] + "\n";
+  return out;
 }
 
 std::string summary_text(const std::string& file) {
@@ -278,7 +368,7 @@ int run_local(const Args& args, const SweepPlan& plan, const std::string& dir) {
   };
   std::map<pid_t, Running> running;
   std::size_t next = 0;
-  bool stopping = false, config_error = false, data_error = false;
+  bool stopping = false, config_error = false, data_error = false, spawn_failed = false;
   int failed = failed_before;
   auto live_ids = [&] {
     std::set<std::string> ids;
@@ -306,8 +396,17 @@ int run_local(const Args& args, const SweepPlan& plan, const std::string& dir) {
       }
       for (const std::string& d : args.plugin_dirs) argv.insert(argv.end(), {"--plugin-path", d});
       argv.push_back("--quiet");
-      const pid_t pid = spawn_run(argv, (fs::path(dir) / "logs" / (p.run_id + ".log")).string(), threads);
-      if (pid < 0) throw std::runtime_error("cannot start a child process");
+      const std::string log = (fs::path(dir) / "logs" / (p.run_id + ".log")).string();
+      SpawnError failure;
+      const pid_t pid = spawn_run(argv, log, threads, lock.fd(), failure);
+      if (pid < 0) {
+        // The runs already going stop after their batch; nothing else is started.
+        std::cerr << fmt::format("error: cannot start `{} run` for {} (output to {}): {}\n", exe, p.run_id, log,
+                                 std::strerror(failure.error));
+        spawn_failed = true;
+        g_stop.store(1);
+        break;
+      }
       running[pid] = {i, std::chrono::steady_clock::now()};
       std::cout << fmt::format("[{}/{}] {} {}: {}\n", i + 1, total, fs::exists(file) ? "resume" : "start", p.run_id,
                                point_text(p))
@@ -333,15 +432,16 @@ int run_local(const Args& args, const SweepPlan& plan, const std::string& dir) {
     manifest.runs[i].status = status_from_file(file);
     if (code == kExitUsage) config_error = true;
     if (code == kExitData) data_error = true;
-    if (code != 0 && code != kExitInterrupted && manifest.runs[i].status != SweepRunStatus::Interrupted)
-      manifest.runs[i].status = SweepRunStatus::Failed;
+    // A run that ended on an error leaves its file "running" (read as interrupted, so that the
+    // next sweep resumes it); for this sweep it failed, and the sweep's exit code says so.
+    const bool errored = code != 0 && code != kExitInterrupted;
+    if (errored && manifest.runs[i].status != SweepRunStatus::Complete) manifest.runs[i].status = SweepRunStatus::Failed;
     if (manifest.runs[i].status == SweepRunStatus::Failed) ++failed;
+    const std::string log = (fs::path(dir) / "logs" / (p.run_id + ".log")).string();
     std::cout << fmt::format("[{}/{}] {} {} (exit {}) after {:.0f} s  {}{}\n", i + 1, total, p.run_id,
                              to_string(manifest.runs[i].status), code, seconds, summary_text(file),
-                             code != 0 && code != kExitInterrupted
-                                 ? "  see " + (fs::path(dir) / "logs" / (p.run_id + ".log")).string()
-                                 : "")
-              << std::flush;
+                             errored ? "  see " + log : "")
+              << (errored ? last_error(log) : std::string()) << std::flush;
     refresh_statuses(manifest, dir, live_ids());
     write_manifest(manifest, mpath);
   }
@@ -359,6 +459,7 @@ int run_local(const Args& args, const SweepPlan& plan, const std::string& dir) {
     std::cout << "\n" << render_compare(build_compare_table(results.runs, options), CompareFormat::Table);
   } catch (const std::exception&) {
   }
+  if (spawn_failed) return kExitFailure;
   if (stopping) {
     std::cout << "\ninterrupted: run the same command again to continue\n";
     return kExitInterrupted;

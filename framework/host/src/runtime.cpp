@@ -4,9 +4,13 @@
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "chestlab/errors.h"
@@ -55,11 +59,33 @@ extern "C" void on_signal(int sig) {
     std::raise(sig);
   }
 }
+
+// A process started by `chestlab sweep` is told its parent's pid. When that parent ends (even
+// by kill -9, which it cannot pass on), this process is re-parented and getppid() changes:
+// then it stops as on SIGTERM, after its current batch, with the run marked interrupted, so no
+// orphan trains on. Polling getppid() was chosen over PR_SET_PDEATHSIG, which fires when the
+// parent *thread* that started us ends (not the process) and cannot be set through
+// posix_spawn, and over a pipe, whose write end any other process the parent starts could
+// hold open. A quarter second is nothing next to a batch.
+void watch_parent_from_environment() {
+  const char* text = std::getenv(kParentPidVariable);
+  if (!text || !*text) return;
+  char* end = nullptr;
+  const long expected = std::strtol(text, &end, 10);
+  if (*end || expected <= 1) return;
+  std::thread([expected] {
+    while (static_cast<long>(getppid()) == expected) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    request_interrupt();
+  }).detach();
+}
+
 }  // namespace
 
 void install_interrupt_handlers() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  static std::once_flag watching;
+  std::call_once(watching, watch_parent_from_environment);
 }
 bool interrupt_requested() { return g_signals.load() > 0; }
 void request_interrupt() { g_signals.store(1); }

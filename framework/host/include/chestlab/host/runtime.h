@@ -19,7 +19,10 @@ int configure_threads(std::int64_t configured);
 void configure_determinism(bool deterministic);
 
 // SIGINT/SIGTERM set a flag the trainer polls after every batch; a second signal ends
-// the process at once.
+// the process at once. When $CHESTLAB_PARENT_PID is set (`chestlab sweep` sets it for the
+// runs it starts), the end of that process sets the flag too: a sweep killed with kill -9
+// leaves no run training on.
+inline constexpr const char* kParentPidVariable = "CHESTLAB_PARENT_PID";
 void install_interrupt_handlers();
 bool interrupt_requested();
 void request_interrupt();   // for tests
