@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -577,4 +578,72 @@ TEST_CASE("h5py reads the documented layout (tests/python/check_runfile.py)", "[
     CHECK(test::run_command(python + " " + script.string() + " " + path, &broken_output) != 0);
     CHECK_THAT(broken_output, Catch::Contains("best_epoch"));
   }
+}
+
+TEST_CASE("a damaged run file is refused by its seal before HDF5 reads a byte", "[runfile][seal]") {
+  // Regression (found by tests/fuzz): HDF5 1.10 trusts what it reads, and a run file with a
+  // changed global heap size or heap reference ended compare, export, ... in a segmentation
+  // fault inside H5HG_read instead of a data error.
+  fs::path dir = test::scratch_dir("runfile_seal");
+  const std::string path = write_two_fold_run(dir);
+  auto contents = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  const std::string bytes = contents(path);
+  REQUIRE(bytes.size() > 1024);
+  CHECK(bytes.rfind("chestlab run file seal v1\ncrc32 ", 0) == 0);
+  CHECK(bytes.substr(512, 8) == std::string("\x89HDF\r\n\x1a\n", 8));  // HDF5 after the 512-byte user block
+  auto write = [&](const std::string& name, const std::string& data) {
+    const std::string p = (dir / name).string();
+    std::ofstream(p, std::ios::binary | std::ios::trunc).write(data.data(), static_cast<std::streamsize>(data.size()));
+    return p;
+  };
+  auto error_of = [](const std::string& p) -> std::string {
+    try {
+      read_run(p, LoadWeights::Yes);
+    } catch (const DataError& e) {
+      CHECK(e.file == p);
+      return e.what();
+    }
+    return "no error";
+  };
+  CHECK(error_of(write("copy.h5", bytes)) == "no error");
+
+  // The first object of the first global heap collection (the strings) claims 2 GiB:
+  // "GCOL", version, 3 reserved, collection size (8), then index (2), references (2),
+  // reserved (4) and the object's size (8).
+  const std::size_t gcol = bytes.find("GCOL");
+  REQUIRE(gcol != std::string::npos);
+  std::string heap = bytes;
+  const std::uint64_t huge = 0x7fffffff;
+  std::memcpy(&heap[gcol + 16 + 8], &huge, 8);
+  const std::string damaged = write("heap.h5", heap);
+  CHECK_THAT(error_of(damaged), Catch::Contains("damaged") && Catch::Contains("does not match its seal"));
+  CHECK_THROWS_AS(read_run(damaged, LoadWeights::No), DataError);
+  CHECK_THROWS_AS(read_fold_resume(damaged, 1), DataError);
+  CHECK_THROWS_AS(RunFile::open(damaged), DataError);
+
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] = static_cast<char>(flipped[bytes.size() / 2] ^ 0x10);
+  CHECK_THAT(error_of(write("flip.h5", flipped)), Catch::Contains("does not match its seal"));
+  CHECK_THAT(error_of(write("short.h5", bytes.substr(0, bytes.size() - 100))), Catch::Contains("truncated"));
+  CHECK_THAT(error_of(write("long.h5", bytes + "x")), Catch::Contains("extended"));
+  std::string magic = bytes;
+  magic[3] = 'X';
+  CHECK_THAT(error_of(write("magic.h5", magic)), Catch::Contains("user block holds no valid chestlab seal"));
+  std::string digits = bytes;
+  digits[std::string("chestlab run file seal v1\ncrc32 ").size()] = 'g';
+  CHECK_THAT(error_of(write("digits.h5", digits)), Catch::Contains("seal (the first 512 bytes) is not readable"));
+
+  // A file from before the seal (HDF5 from byte 0, no user block) is read as it is.
+  const std::string legacy = write("legacy.h5", bytes.substr(512));
+  CHECK(error_of(legacy) == "no error");
+  CHECK(read_run(legacy).folds.size() == 2);
+
+  // Every transaction seals the new file again.
+  RunFile::open(path).transaction([](RunWriter& w) { w.set_status(RunStatus::Interrupted); });
+  const std::string after = contents(path);
+  CHECK(after.substr(0, 64) != bytes.substr(0, 64));
+  CHECK(read_run(path).status == RunStatus::Interrupted);
 }
