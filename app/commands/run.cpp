@@ -17,13 +17,14 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: chestlab run EXP.toml [--set section.key=value]... [--folds 0,2] [--device D]\n"
-    "                    [--output DIR] [--plugin-path DIR]... [--quiet] [--distributed]\n"
+    "                    [--output DIR] [--plugin-path DIR]... [--quiet] [--distributed [--distributed-timeout S]]\n"
     "       chestlab run --resume RUN.h5 [--plugin-path DIR]...\n\n"
     "Trains the experiment's folds and writes one run file <output>/<name>/<run id>.h5.\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, keeps every completed epoch\n"
     "and exits 130; --resume continues from the last completed epoch of each fold.\n"
     "--distributed: this process is one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR,\n"
-    "MASTER_PORT, or Slurm's SLURM_PROCID/SLURM_NTASKS); see docs/distributed.md.\n\n";
+    "MASTER_PORT, or Slurm's SLURM_PROCID/SLURM_NTASKS); see docs/distributed.md. An error on one rank\n"
+    "ends every rank with that error.\n\n";
 
 std::string folds_override(const std::string& list) {
   std::stringstream in(list);
@@ -52,6 +53,8 @@ int run_run(const std::vector<std::string>& args) {
       ("run-id", po::value<std::string>(), "the new run's id (default: UTC time and config hash; `chestlab sweep` sets it)")
       ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
       ("distributed", "one rank of a data-parallel run (environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)")
+      ("distributed-timeout", po::value<double>(),
+       "with --distributed: seconds each collective waits for the other ranks (default 1800)")
       ("quiet,q", "no progress output");
   po::options_description hidden;
   hidden.add_options()("experiment", po::value<std::string>());
@@ -67,6 +70,13 @@ int run_run(const std::vector<std::string>& args) {
     if (vm.count("device")) request.overrides.push_back("train.device=" + quoted(vm["device"].as<std::string>()));
     if (vm.count("output")) request.overrides.push_back("experiment.output=" + quoted(vm["output"].as<std::string>()));
     request.distributed = vm.count("distributed") > 0;
+    if (vm.count("distributed-timeout")) {
+      const double seconds = vm["distributed-timeout"].as<double>();
+      if (!request.distributed) throw po::error("--distributed-timeout goes with --distributed");
+      if (!(seconds >= 1 && seconds <= 7 * 24 * 3600))
+        throw po::error("--distributed-timeout takes seconds from 1 to 604800 (a week)");
+      request.distributed_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+    }
     if (vm.count("run-id")) {
       request.run_id = vm["run-id"].as<std::string>();
       if (request.run_id.empty() || request.run_id.find_first_not_of(

@@ -8,7 +8,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "chestlab/errors.h"
 
@@ -58,12 +63,84 @@ DistributedEnv distributed_env() {
   return distributed_env_from([](const char* name) { return std::getenv(name); });
 }
 
+namespace {
+
+// The failure announcement in the rendezvous store: "<exit code>\n<rank>\n<message>", and how
+// many other ranks have read it. Store::set/check/get/add are the same in LibTorch 1.13 and 2.x.
+constexpr const char* kFailureKey = "chestlab/failure";
+constexpr const char* kFailureSeenKey = "chestlab/failure_seen";
+constexpr auto kPoll = std::chrono::milliseconds(200);
+// How long a failing rank waits for the others to read its announcement (rank 0 holds the
+// store: once it has ended, nobody can read it).
+constexpr auto kAckWait = std::chrono::seconds(3);
+// How long a rank that knows of another's failure may stay stuck before it ends itself.
+constexpr auto kGrace = std::chrono::seconds(5);
+constexpr std::chrono::milliseconds kGlooDefaultTimeout{30 * 60 * 1000};  // c10d's default
+
+struct Failure {
+  int exit_code = 1;
+  int rank = -1;
+  std::string message;
+};
+
+std::string encode(const Failure& f) { return fmt::format("{}\n{}\n{}", f.exit_code, f.rank, f.message); }
+
+std::optional<Failure> decode(const std::vector<std::uint8_t>& bytes) {
+  const std::string text(bytes.begin(), bytes.end());
+  const auto a = text.find('\n');
+  const auto b = a == std::string::npos ? a : text.find('\n', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  Failure f;
+  f.exit_code = std::atoi(text.substr(0, a).c_str());
+  f.rank = std::atoi(text.substr(a + 1, b - a - 1).c_str());
+  f.message = text.substr(b + 1);
+  return f;
+}
+
+// The class an exit code stands for (errors.h), so that every rank ends with the same code.
+[[noreturn]] void throw_failure(const Failure& f) {
+  const std::string where = fmt::format("rank {}", f.rank);
+  if (f.exit_code == 2) throw ConfigError(where + ": " + f.message);
+  if (f.exit_code == 3) throw DataError(where, f.message);
+  throw std::runtime_error(where + ": " + f.message);
+}
+
+Failure failure_of(const std::exception_ptr& error, int rank) {
+  Failure f;
+  f.rank = rank;
+  try {
+    std::rethrow_exception(error);
+  } catch (const ConfigError& e) {
+    f.exit_code = 2;
+    f.message = e.what();
+  } catch (const DataError& e) {
+    f.exit_code = 3;
+    f.message = e.what();
+  } catch (const std::exception& e) {
+    f.message = e.what();
+  } catch (...) {
+    f.message = "an unknown exception (not a std::exception)";
+  }
+  return f;
+}
+
+}  // namespace
+
 struct DistributedContext::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
 #ifdef USE_C10D_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
+  int rank = 0, world_size = 1;
+  std::mutex mutex;
+  std::optional<Failure> failure;         // another rank's, once read (guarded by mutex)
+  std::atomic<bool> failed{false};        // `failure` is set
+  std::atomic<bool> announced{false};     // this rank announced its own failure
+  std::atomic<bool> watching{false};      // the watcher still reads the store
+  std::atomic<bool> stop{false};
+  std::thread watcher;
+
   template <typename F>
   void call(F&& f) {
 #ifdef USE_C10D_NCCL
@@ -71,22 +148,76 @@ struct DistributedContext::Impl {
 #endif
     f(*gloo);
   }
+
+  Failure recorded() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return *failure;
+  }
+
+  bool sleep_unless_stopped(std::chrono::milliseconds total) {
+    for (auto slept = std::chrono::milliseconds(0); slept < total; slept += std::chrono::milliseconds(50)) {
+      if (stop.load()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return !stop.load();
+  }
+
+  // Reads the store until another rank announces a failure (or the store is gone: rank 0
+  // ended, and the collectives will say so), then records it; if this process is still
+  // here kGrace later, stuck in a collective with a rank that hangs, it ends itself.
+  void watch() {
+    while (sleep_unless_stopped(kPoll) && !announced.load()) {
+      std::optional<Failure> f;
+      try {
+        if (!store->check({kFailureKey})) continue;
+        f = decode(store->get(kFailureKey));
+        if (!f || f->rank == rank || announced.load()) break;
+        store->add(kFailureSeenKey, 1);
+      } catch (const std::exception&) {
+        break;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        failure = *f;
+      }
+      failed.store(true);
+      watching.store(false);
+      if (!sleep_unless_stopped(kGrace)) return;
+      // The host prints nothing otherwise; this is the end of the process, and its only say.
+      std::fprintf(stderr, "\nerror: rank %d: %s\n(rank %d was still waiting for the other ranks %lld s later; "
+                           "it ends with the failing rank's exit code)\n",
+                   f->rank, f->message.c_str(), rank, static_cast<long long>(kGrace.count()));
+      std::fflush(stderr);
+      std::_Exit(f->exit_code);
+    }
+    watching.store(false);
+  }
 };
 
 DistributedContext::DistributedContext(const DistributedEnv& env, torch::Device device)
     : env_(env), device_(device), impl_(std::make_unique<Impl>()) {
+  impl_->rank = env.rank;
+  impl_->world_size = env.world_size;
+  const bool timed = env.timeout.count() > 0;
   c10d::TCPStoreOptions options;
   options.port = static_cast<std::uint16_t>(env.master_port);
   options.isServer = env.rank == 0;
   options.numWorkers = env.world_size;
   impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  const auto start_watching = [this] {
+    impl_->watching.store(true);
+    impl_->watcher = std::thread([impl = impl_.get()] { impl->watch(); });
+  };
 #ifdef USE_C10D_NCCL
   if (device.is_cuda()) {
-    impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size);
+    auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+    if (timed) nccl_options->timeout = env.timeout;
+    impl_->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, nccl_options);
+    start_watching();
     return;
   }
 #endif
-  auto gloo_options = c10d::ProcessGroupGloo::Options::create();
+  auto gloo_options = c10d::ProcessGroupGloo::Options::create(timed ? env.timeout : kGlooDefaultTimeout);
   // GLOO_SOCKET_IFNAME picks the network interface (as in PyTorch); a loopback master means
   // one machine; otherwise the interface this host's name resolves to.
   const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
@@ -97,9 +228,53 @@ DistributedContext::DistributedContext(const DistributedEnv& env, torch::Device 
   else
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, gloo_options);
+  start_watching();
 }
 
-DistributedContext::~DistributedContext() = default;
+DistributedContext::~DistributedContext() {
+  // The process group first: should its end hang, the watcher can still end the process.
+  impl_->gloo.reset();
+#ifdef USE_C10D_NCCL
+  impl_->nccl.reset();
+#endif
+  impl_->stop.store(true);
+  if (impl_->watcher.joinable()) impl_->watcher.join();
+}
+
+template <typename F>
+void DistributedContext::collective(const char* what, F&& f) {
+  if (impl_->failed.load()) throw_failure(impl_->recorded());  // stop at once, not at the timeout
+  try {
+    impl_->call(std::forward<F>(f));
+  } catch (const std::exception& e) {
+    // A rank that fails announces it before it ends; its end is what broke this collective.
+    // Give the watcher a moment to read the announcement, then fail with that error.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!impl_->failed.load() && impl_->watching.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (impl_->failed.load()) throw_failure(impl_->recorded());
+    std::string detail = e.what();
+    detail = detail.substr(0, detail.find('\n'));
+    const auto timeout = env_.timeout.count() > 0 ? env_.timeout : kGlooDefaultTimeout;
+    throw std::runtime_error(fmt::format(
+        "rank {}: {} with the other ranks failed ({}): another rank ended or stopped answering, or the network "
+        "failed; a collective waits {} s for the others (run --distributed-timeout SECONDS to change it)",
+        env_.rank, what, detail, std::chrono::duration_cast<std::chrono::seconds>(timeout).count()));
+  }
+}
+
+void DistributedContext::announce_failure(const std::exception_ptr& error) noexcept {
+  if (!error || impl_->failed.load() || impl_->announced.exchange(true)) return;
+  try {
+    const std::string text = encode(failure_of(error, env_.rank));
+    impl_->store->set(kFailureKey, std::vector<std::uint8_t>(text.begin(), text.end()));
+    const auto deadline = std::chrono::steady_clock::now() + kAckWait;
+    while (impl_->store->add(kFailureSeenKey, 0) < env_.world_size - 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } catch (...) {
+    // The store is gone (rank 0 ended): the others learn of it from their collectives.
+  }
+}
 
 const char* DistributedContext::backend() const {
 #ifdef USE_C10D_NCCL
@@ -111,7 +286,7 @@ const char* DistributedContext::backend() const {
 void DistributedContext::all_reduce_sum(torch::Tensor& tensor) {
   const bool via_cpu = tensor.is_cuda() && std::string(backend()) == "gloo";
   std::vector<torch::Tensor> tensors{via_cpu ? tensor.to(torch::kCPU) : tensor};
-  impl_->call([&](auto& group) { group.allreduce(tensors)->wait(); });
+  collective("an all-reduce", [&](auto& group) { group.allreduce(tensors)->wait(); });
   if (via_cpu) tensor.copy_(tensors[0]);
 }
 
@@ -120,12 +295,12 @@ void DistributedContext::broadcast(torch::Tensor& tensor, int root) {
   std::vector<torch::Tensor> tensors{via_cpu ? tensor.to(torch::kCPU) : tensor};
   c10d::BroadcastOptions options;
   options.rootRank = root;
-  impl_->call([&](auto& group) { group.broadcast(tensors, options)->wait(); });
+  collective("a broadcast", [&](auto& group) { group.broadcast(tensors, options)->wait(); });
   if (via_cpu) tensor.copy_(tensors[0]);
 }
 
 void DistributedContext::barrier() {
-  impl_->call([&](auto& group) { group.barrier()->wait(); });
+  collective("a barrier", [&](auto& group) { group.barrier()->wait(); });
 }
 
 void all_reduce_gradients(DistributedContext& context, torch::nn::Module& model, double samples,

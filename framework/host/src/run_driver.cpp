@@ -130,8 +130,9 @@ ExperimentConfig load_config(const RunRequest& request, const PluginRegistry& re
 }
 
 std::unique_ptr<DistributedContext> join_distributed(const ExperimentConfig& config, torch::Device device,
-                                                     RunObserver& observer) {
-  const DistributedEnv env = distributed_env();
+                                                     std::chrono::milliseconds timeout, RunObserver& observer) {
+  DistributedEnv env = distributed_env();
+  env.timeout = timeout;
   auto context = std::make_unique<DistributedContext>(env, device);
   observer.on_rank_joined(RankJoined{env.rank, env.world_size, context->backend(), env.source, device.str(),
                                      env.master_addr, env.master_port, config.train.batch_size});
@@ -304,20 +305,30 @@ RunOutcome run_experiment(const RunRequest& request, RunObserver& observer) {
   std::optional<DistributedSync> sync;
   if (request.distributed) {
     if (file) throw ConfigError("--distributed cannot --resume yet: start the run again");
-    distributed = join_distributed(config, device, observer);
+    distributed = join_distributed(config, device, request.distributed_timeout, observer);
     sync.emplace(*distributed);
   }
   TrainingSync* const training_sync = sync ? &*sync : nullptr;
 
-  Experiment experiment(config, registry);
-  if (distributed && !distributed->is_root()) return train_along(experiment, device, *sync);
-  if (file)
-    file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });
-  else
-    file = create_run_file(request, config, *registry, device, threads, distributed ? distributed->world_size() : 1);
-  observer.on_run_started(RunStarted{file->path(), experiment.samples().size(), device.str(), threads,
-                                     experiment.metric_names(), config.train.epochs});
-  return RecordingRun(experiment, *file, previous, device, training_sync, observer).run();
+  const auto train = [&]() -> RunOutcome {
+    Experiment experiment(config, registry);
+    if (distributed && !distributed->is_root()) return train_along(experiment, device, *sync);
+    if (file)
+      file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });
+    else
+      file = create_run_file(request, config, *registry, device, threads, distributed ? distributed->world_size() : 1);
+    observer.on_run_started(RunStarted{file->path(), experiment.samples().size(), device.str(), threads,
+                                       experiment.metric_names(), config.train.epochs});
+    return RecordingRun(experiment, *file, previous, device, training_sync, observer).run();
+  };
+  if (!distributed) return train();
+  try {
+    return train();
+  } catch (...) {
+    // The other ranks would wait for this one in their next collective until the timeout.
+    distributed->announce_failure(std::current_exception());
+    throw;
+  }
 }
 
 }  // namespace chestlab

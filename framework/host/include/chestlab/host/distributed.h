@@ -12,7 +12,9 @@
 
 #include <torch/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +30,9 @@ struct DistributedEnv {
   std::string master_addr;
   int master_port = 0;
   std::string source;  // "RANK/WORLD_SIZE" or "SLURM_PROCID/SLURM_NTASKS", for messages
+  // How long each collective waits for the other ranks (`run --distributed-timeout`); zero:
+  // Gloo's 30 minutes. Joining keeps the store's 5 minutes: ranks may start far apart (Slurm).
+  std::chrono::milliseconds timeout{0};
 };
 
 // RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT; without RANK/WORLD_SIZE, Slurm's SLURM_PROCID and
@@ -37,9 +42,16 @@ struct DistributedEnv {
 DistributedEnv distributed_env_from(const std::function<const char*(const char*)>& getenv_fn);
 DistributedEnv distributed_env();
 
+// Failures: a rank that fails (a data error, a plugin error, ...) announces it in the
+// rendezvous store before it ends (announce_failure). Every rank watches the store; a rank
+// that learns of another's failure throws that failure (same class, so the same exit code,
+// message prefixed with the failing rank) at its next collective, or from the collective it
+// is waiting in once the failing rank has gone. If it is still stuck a few seconds later
+// (a peer that hangs instead of ending), it prints the failure and ends with its exit code.
+// So one rank's error ends every rank within seconds, not after the collective timeout.
 class DistributedContext {
  public:
-  // Joins the process group (blocks until every rank has joined).
+  // Joins the process group (blocks until every rank has joined, at most 5 minutes).
   DistributedContext(const DistributedEnv& env, torch::Device device);
   ~DistributedContext();
   DistributedContext(const DistributedContext&) = delete;
@@ -55,7 +67,14 @@ class DistributedContext {
   void broadcast(torch::Tensor& tensor, int root = 0);
   void barrier();
 
+  // Tells the other ranks that this one fails with `error` (call while it propagates; never
+  // throws) and waits a moment for them to read it. Nothing is announced for a failure that
+  // came from another rank.
+  void announce_failure(const std::exception_ptr& error) noexcept;
+
  private:
+  template <typename F>
+  void collective(const char* what, F&& f);
   struct Impl;
   DistributedEnv env_;
   torch::Device device_;

@@ -3,6 +3,7 @@
 // what happens is told to a RunObserver, what came of it is the RunOutcome.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,9 @@ struct RunRequest {
   // --distributed: one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT;
   // chestlab/host/distributed.h). Only rank 0 writes the run file; the others return an empty path.
   bool distributed = false;
+  // --distributed-timeout: how long each collective waits for the other ranks; zero: Gloo's
+  // 30 minutes.
+  std::chrono::milliseconds distributed_timeout{0};
 };
 
 // This process joined a data-parallel run.
