@@ -98,6 +98,15 @@ void write_manifest(const SweepManifest& m, const std::string& path) {
     text += fmt::format("\n[[run]]\nid = {}\nlabel = {}\noverrides = {}\nstatus = {}\nfile = {}\n", quote(r.id),
                         quote(r.label), string_list(r.overrides), quote(to_string(r.status)), quote(r.file));
   }
+  // Every value is escaped, but TOML holds only UTF-8: a file path that is not (Linux allows
+  // any bytes) would make a manifest that no later sweep or compare could read.
+  try {
+    (void)toml::parse(text);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(fmt::format("{}: the sweep manifest would not read back ({}); is the experiment file's path "
+                                  "({}) valid UTF-8? Rename it or its folder",
+                                  path, e.description(), m.experiment_file));
+  }
   fs::create_directories(fs::path(path).parent_path());
   const std::string tmp = path + fmt::format(".tmp{}", static_cast<long>(getpid()));
   {

@@ -15,6 +15,7 @@
 #include "chestlab/engine/config.h"
 #include "chestlab/engine/runfile.h"
 #include "chestlab/engine/sweep.h"
+#include "chestlab/errors.h"
 #include "chestlab/params.h"
 #include "support.h"
 
@@ -295,4 +296,15 @@ TEST_CASE("every text field of the sweep manifest reads back unchanged", "[toml_
       CHECK(back.runs[i].file == m.runs[i].file);
     }
   }
+}
+
+TEST_CASE("a manifest that would not read back is refused before it is written", "[toml_roundtrip]") {
+  const fs::path dir = test::scratch_dir("toml_roundtrip_manifest_utf8");
+  SweepManifest m;
+  m.experiment = "sw";
+  m.experiment_file = "/exp/caf\xe9.toml";  // Latin-1, not UTF-8: a name Linux allows
+  const std::string path = (dir / "sweep.toml").string();
+  CHECK_THROWS_AS(write_manifest(m, path), ConfigError);
+  CHECK_THROWS_WITH(write_manifest(m, path), Catch::Contains("valid UTF-8") && Catch::Contains("/exp/caf"));
+  CHECK_FALSE(fs::exists(path));
 }
