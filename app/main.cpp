@@ -54,6 +54,11 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       std::cerr << "error: " << e.what() << "\n";
       return kExitFailure;
+    } catch (...) {
+      // Plugin calls are translated where they happen (host/plugin_guard.h); this is the
+      // last net for anything else, so that no throw ends in std::terminate.
+      std::cerr << "error: an unknown exception (not a std::exception) reached the top\n";
+      return kExitFailure;
     }
   }
   std::cerr << "chestlab: unknown command '" << argv[1] << "' (see `chestlab --help`)\n";

@@ -7,6 +7,7 @@
 
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/loader.h"
+#include "chestlab/host/plugin_guard.h"
 #include "chestlab/host/registry.h"
 #include "cli.h"
 #include "command.h"
@@ -58,9 +59,10 @@ int run_validate(const std::vector<std::string>& args) {
   if (auto batch = loader.next()) {
     model->eval();
     torch::NoGradGuard no_grad;
-    ModelOutput out = model->forward(batch->images);
+    const std::string& name = config.model.plugin;
+    ModelOutput out = plugin_call(Kind::Model, name, "forward", [&] { return model->forward(batch->images); });
     const double value = loss->compute(out, *batch).item<double>();
-    Prediction prediction = model->predict(out);
+    Prediction prediction = plugin_call(Kind::Model, name, "predict", [&] { return model->predict(out); });
     for (auto& m : metrics) m->update(prediction, *batch);
     std::cout << fmt::format("model: one batch of {} image(s) {}x{} -> loss {:.4f}\n", batch->size(),
                              batch->images.size(2), batch->images.size(3), value);

@@ -11,6 +11,7 @@
 #include "chestlab/engine/runfile.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/loader.h"
+#include "chestlab/host/plugin_guard.h"
 #include "chestlab/host/registry.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/host/weights.h"
@@ -102,7 +103,8 @@ std::vector<Prediction> fold_predictions(std::vector<std::shared_ptr<Model>>& mo
   std::vector<Prediction> per_fold;
   torch::Tensor mask_sum, image_sum;
   for (auto& model : models) {
-    Prediction p = model->predict(model->forward(input));
+    Prediction p = plugin_call(Kind::Model, model_name, "forward and predict",
+                               [&] { return model->predict(model->forward(input)); });
     if (mask_model && !p.mask_prob.defined())
       throw std::runtime_error(fmt::format("model '{}' says it outputs masks but gave no mask_prob", model_name));
     if (!mask_model && static_cast<std::int64_t>(p.boxes.size()) != input.size(0))

@@ -16,7 +16,9 @@
 #include "chestlab/errors.h"
 #include "chestlab/hash.h"
 #include "chestlab/host/augment.h"
+#include "chestlab/host/plugin_guard.h"
 #include "chestlab/param_check.h"
+#include "guarded_components.h"
 
 namespace fs = std::filesystem;
 
@@ -220,6 +222,11 @@ void PluginRegistry::load_file(const std::string& path) {
     impl_->components = std::move(before);
     impl_->loading.reset();
     throw PluginError(fmt::format("{}: registering its components failed: {}", canonical, e.what()));
+  } catch (...) {
+    impl_->components = std::move(before);
+    impl_->loading.reset();
+    throw PluginError(canonical + ": registering its components failed: it threw something that is not a "
+                                  "std::exception");
   }
   impl_->loading.reset();
   impl_->plugins.push_back(std::move(plugin));
@@ -268,15 +275,17 @@ Params PluginRegistry::params_for(Kind kind, const std::string& name,
                       reg.entry.info.checks);
 }
 
+// The factory runs guarded like every other call into the plugin (plugin_guard.h).
 template <class FactoryT, class... Args>
 static auto call_factory(const Registered& reg, Args&&... args) {
   const auto& factory = std::get<FactoryT>(reg.factory);
-  return tie_to_library(factory(std::forward<Args>(args)...), reg.plugin);
+  const ComponentInfo& info = reg.entry.info;
+  return tie_to_library(plugin_call(info.kind, info.name, "factory", [&] { return factory(args...); }), reg.plugin);
 }
 
 std::shared_ptr<Dataset> PluginRegistry::make_dataset(const std::string& name, const Params& params,
                                                       const DatasetContext& context) const {
-  return call_factory<DatasetFactory>(impl_->get(Kind::Dataset, name), params, context);
+  return guard_dataset(call_factory<DatasetFactory>(impl_->get(Kind::Dataset, name), params, context), name);
 }
 bool PluginRegistry::reads_folders(const std::string& dataset) const {
   return static_cast<bool>(impl_->get(Kind::Dataset, dataset).folder_reader);
@@ -289,20 +298,22 @@ std::shared_ptr<Dataset> PluginRegistry::make_folder_dataset(const std::string& 
     throw ConfigError(fmt::format("dataset '{}' cannot read a folder of unlabelled images (its plugin registers "
                                   "no folder reader), so its runs cannot predict on one",
                                   name));
-  return tie_to_library(reg.folder_reader(params, context, folder), reg.plugin);
+  auto dataset =
+      plugin_call(Kind::Dataset, name, "folder reader", [&] { return reg.folder_reader(params, context, folder); });
+  return guard_dataset(tie_to_library(std::move(dataset), reg.plugin), name);
 }
 std::shared_ptr<Model> PluginRegistry::make_model(const std::string& name, const Params& params,
                                                   const ModelContext& context) const {
   return call_factory<ModelFactory>(impl_->get(Kind::Model, name), params, context);
 }
 std::shared_ptr<Loss> PluginRegistry::make_loss(const std::string& name, const Params& params) const {
-  return call_factory<LossFactory>(impl_->get(Kind::Loss, name), params);
+  return guard_loss(call_factory<LossFactory>(impl_->get(Kind::Loss, name), params), name);
 }
 std::shared_ptr<Scheduler> PluginRegistry::make_scheduler(const std::string& name, const Params& params) const {
-  return call_factory<SchedulerFactory>(impl_->get(Kind::Scheduler, name), params);
+  return guard_scheduler(call_factory<SchedulerFactory>(impl_->get(Kind::Scheduler, name), params), name);
 }
 std::shared_ptr<Metric> PluginRegistry::make_metric(const std::string& name, const Params& params) const {
-  return call_factory<MetricFactory>(impl_->get(Kind::Metric, name), params);
+  return guard_metric(call_factory<MetricFactory>(impl_->get(Kind::Metric, name), params), name);
 }
 
 }  // namespace chestlab

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "chestlab/host/plugin_guard.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/rng.h"
 
@@ -57,6 +58,10 @@ class SingleProcess final : public TrainingSync {
   }
   bool any(bool flag) override { return flag; }
 };
+
+ModelOutput guarded_forward(Model& model, const std::string& name, const torch::Tensor& images) {
+  return plugin_call(Kind::Model, name, "forward", [&] { return model.forward(images); });
+}
 
 TrainingSync& single_process() {
   static SingleProcess alone;  // stateless
@@ -180,7 +185,7 @@ StepTotals FoldTrainer::train_step(std::optional<Batch>& host_batch, std::int64_
   optimizer_->zero_grad();
   if (host_batch && host_batch->size() > 0) {
     Batch batch = host_batch->to(device_, /*non_blocking=*/device_.is_cuda());
-    ModelOutput output = model_->forward(batch.images);
+    ModelOutput output = guarded_forward(*model_, config_.model.plugin, batch.images);
     torch::Tensor loss = loss_->compute(output, batch);
     const double value = loss.item<double>();
     // A non-finite loss fails the fold below, on every process alike (it shows in the sum).
@@ -214,10 +219,11 @@ HistoryRow FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::i
   while (auto host_batch = loader.next()) {
     if (host_batch->size() == 0) continue;
     Batch batch = host_batch->to(device_, device_.is_cuda());
-    ModelOutput output = model_->forward(batch.images);
+    ModelOutput output = guarded_forward(*model_, config_.model.plugin, batch.images);
     loss_sum += loss_->compute(output, batch).item<double>() * static_cast<double>(batch.size());
     seen += batch.size();
-    Prediction prediction = model_->predict(output);
+    Prediction prediction =
+        plugin_call(Kind::Model, config_.model.plugin, "predict", [&] { return model_->predict(output); });
     if (prediction.mask_prob.defined()) prediction.mask_prob = prediction.mask_prob.to(torch::kCPU);
     if (prediction.image_prob.defined()) prediction.image_prob = prediction.image_prob.to(torch::kCPU);
     for (auto& b : prediction.boxes) b = b.to(torch::kCPU);
