@@ -5,11 +5,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 
@@ -21,6 +22,23 @@ namespace chestlab {
 using namespace config_detail;
 
 namespace {
+
+// Plain loops, not std::regex: libstdc++'s regex matcher recurses once per character, so a
+// long value (a 66 kB experiment name, found by tests/fuzz) overflowed the stack.
+bool is_folder_name(const std::string& name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+// auto | cpu | cuda | cuda:N
+bool is_device_name(const std::string& device) {
+  if (device == "auto" || device == "cpu" || device == "cuda") return true;
+  const std::string prefix = "cuda:";
+  return device.size() > prefix.size() && device.compare(0, prefix.size(), prefix) == 0 &&
+         std::all_of(device.begin() + static_cast<std::ptrdiff_t>(prefix.size()), device.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
 
 // [sweep] is read by expand_sweep (sweep.cpp); a single run ignores it.
 const std::vector<std::string> kSectionNames = {"experiment", "dataset", "model", "loss", "optimizer",
@@ -292,8 +310,7 @@ class ExperimentReader {
     check_unknown_keys(s, names_of(experiment_section_schema()), diag_);
     if (p.has("name")) {
       cfg.name = p.str("name");
-      static const std::regex allowed_name("[A-Za-z0-9_.-]+");
-      if (!std::regex_match(cfg.name, allowed_name))
+      if (!is_folder_name(cfg.name))
         diag_.error(s.where_of("name"), "experiment.name",
                     fmt::format("expected a non-empty name of letters, digits, '_', '.' and '-' (it names the "
                                 "results folder), got \"{}\"",
@@ -446,8 +463,7 @@ class ExperimentReader {
     out.grad_clip = p.real("grad_clip");
     out.early_stopping = p.integer("early_stopping");
     out.deterministic = p.boolean("deterministic");
-    static const std::regex device_pattern("auto|cpu|cuda|cuda:[0-9]+");
-    if (!std::regex_match(out.device, device_pattern))
+    if (!is_device_name(out.device))
       diag_.error(s.where_of("device"), "train.device",
                   fmt::format("expected one of: auto, cpu, cuda, cuda:N (N a GPU index), got \"{}\"", out.device));
   }

@@ -650,3 +650,20 @@ TEST_CASE("config: floats refuse inf and nan unless the parameter accepts them",
   CHECK_THROWS_WITH(check_params(lr, {{"lr", std::numeric_limits<double>::infinity()}}, "optimizer"),
                     Contains("not accepted"));
 }
+
+TEST_CASE("config: very long names and devices are refused, not a stack overflow", "[config][errors]") {
+  // Regression (found by tests/fuzz): std::regex recursed once per character, and a 66 kB
+  // experiment name ended `chestlab validate` in a segmentation fault.
+  const std::string long_name(200000, 'Z');
+  const ExperimentConfig named = parse("[experiment]\nname = \"" + long_name + "\"\n" + kDataset + kModel + kLoss + kMetrics);
+  CHECK(named.name == long_name);  // letters only: a valid (if long) name
+  CHECK_THAT(error_of("[experiment]\nname = \"" + long_name + " x\"\n" + kDataset + kModel + kLoss + kMetrics),
+             Contains("x.toml:2:") && Contains("experiment.name"));
+  CHECK(parse(kValid + "[train]\ndevice = \"cuda:" + std::string(200000, '7') + "\"\n").train.device.size() == 200005);
+  CHECK_THAT(error_of(kValid + "[train]\ndevice = \"cuda:" + std::string(200000, '7') + "x\"\n"),
+             Contains("train.device"));
+  for (const char* ok : {"auto", "cpu", "cuda", "cuda:0", "cuda:12"}) CHECK(parse(kValid + "[train]\ndevice = \"" + ok + "\"\n").train.device == ok);
+  for (const char* bad : {"", "gpu", "cuda:", "cuda:x", "cuda:1a", "CPU", " cpu"})
+    CHECK_THAT(error_of(kValid + "[train]\ndevice = \"" + bad + "\"\n"), Contains("train.device"));
+  for (const char* bad : {"a b", "a/b", "é"}) CHECK_THAT(error_of("[experiment]\nname = \"" + std::string(bad) + "\"\n" + kDataset + kModel + kLoss + kMetrics), Contains("experiment.name"));
+}
