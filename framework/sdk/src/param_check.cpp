@@ -111,11 +111,13 @@ Params check_params(const Schema& schema, const std::map<std::string, ParamValue
     return std::any_of(rule.keys.begin(), rule.keys.end(),
                        [](const std::string& k) { return k.find('.') != std::string::npos; });
   };
-  if (errors.empty())
-    for (const ParamCheck& rule : checks)
+  if (errors.empty()) {
+    for (const ParamCheck& rule : checks) {
       if (reads_other_sections(rule)) continue;
-      else if (std::string why = rule.check(out); !why.empty())
+      if (std::string why = rule.check(out); !why.empty())
         errors.push_back(fmt::format("{}: {}: {}", context, rule.keys.empty() ? "parameters" : rule.keys.front(), why));
+    }
+  }
   if (!errors.empty()) {
     std::string all;
     for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
