@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <exception>
+#include <new>
 #include <stdexcept>
 
 #include "chestlab/errors.h"
@@ -50,6 +51,26 @@ void rethrow_from_plugin(Kind kind, const std::string& component, const char* en
     // LibTorch's message without the C++ backtrace that some builds append.
     throw std::runtime_error(
         fmt::format("{}: LibTorch error: {}", origin(kind, component, entry), e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    throw std::runtime_error(fmt::format("{}: out of memory (std::bad_alloc)", origin(kind, component, entry)));
+  } catch (const std::out_of_range& e) {
+    // The standard classes are kept: a caller may tell an index out of range from a bad
+    // argument, as the plugins' own tests do through the registry.
+    throw std::out_of_range(with_origin(e.what(), kind, component, entry));
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(with_origin(e.what(), kind, component, entry));
+  } catch (const std::length_error& e) {
+    throw std::length_error(with_origin(e.what(), kind, component, entry));
+  } catch (const std::domain_error& e) {
+    throw std::domain_error(with_origin(e.what(), kind, component, entry));
+  } catch (const std::logic_error& e) {
+    throw std::logic_error(with_origin(e.what(), kind, component, entry));
+  } catch (const std::range_error& e) {
+    throw std::range_error(with_origin(e.what(), kind, component, entry));
+  } catch (const std::overflow_error& e) {
+    throw std::overflow_error(with_origin(e.what(), kind, component, entry));
+  } catch (const std::underflow_error& e) {
+    throw std::underflow_error(with_origin(e.what(), kind, component, entry));
   } catch (const std::exception& e) {
     throw std::runtime_error(with_origin(e.what(), kind, component, entry));
   } catch (...) {

@@ -2,7 +2,8 @@
 // throws (chestlab's errors, LibTorch's c10::Error, any std::exception, anything else)
 // leaves it as a host error that names the component and the entry point, keeps the
 // plugin's message, and keeps the exit code its class deserves (ConfigError 2, DataError 3,
-// anything else 1). The message is copied into host-owned strings, so nothing that unwinds
+// anything else 1). The standard exception classes (std::out_of_range, ...) are kept too;
+// c10::Error and anything else become std::runtime_error. The message is copied into host-owned strings, so nothing that unwinds
 // past this point refers to the plugin's code or data.
 //
 // The registry wraps datasets, losses, metrics and schedulers in guarding proxies (see
