@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "run_files.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -123,10 +124,7 @@ TEST_CASE("plugin errors under rerun and sweep name the component and keep their
                         "run " + shell_quote(throwing_toml()) + " --quiet --plugin-path " + throwing_plugins() +
                             " --output " + shell_quote((dir / "original").string()),
                         &log) == 0);
-  fs::path run;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "original"))
-    if (e.path().extension() == ".h5") run = e.path();
-  REQUIRE(!run.empty());
+  const fs::path run = only_run_file(dir / "original");
   SECTION("rerun") {
     check_every_entry(
         run_entries(), "",
@@ -191,10 +189,7 @@ folds = 2
                         "run " + shell_quote(toml.string()) + " --quiet --plugin-path " + throwing_plugins() +
                             " --output " + shell_quote((dir / "results").string()),
                         &log) == 0);
-  fs::path run;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "results"))
-    if (e.path().extension() == ".h5") run = e.path();
-  REQUIRE(!run.empty());
+  const fs::path run = only_run_file(dir / "results");
   const std::string args = "predict --run " + shell_quote(run.string()) + " --images " + shell_quote(corpus.string()) +
                            " --out " + shell_quote((dir / "submission.csv").string()) + " --quiet --plugin-path " +
                            throwing_plugins();

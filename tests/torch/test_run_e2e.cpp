@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "chestlab/engine/runfile.h"
+#include "run_files.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -22,20 +23,6 @@ std::string tiny_toml() { return (source_dir() / "tests" / "data" / "tiny.toml")
 // Runs chestlab with arguments; returns exit code, output in `out`.
 int run_chestlab(const std::string& args, std::string* out = nullptr) {
   return run_command(shell_quote(chestlab_exe()) + " " + args, out);
-}
-
-std::vector<fs::path> run_files(const fs::path& dir) {
-  std::vector<fs::path> files;
-  if (!fs::exists(dir)) return files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".h5") files.push_back(e.path());
-  return files;
-}
-
-fs::path only_run_file(const fs::path& dir) {
-  auto files = run_files(dir);
-  REQUIRE(files.size() == 1);
-  return files.front();
 }
 
 // History equal in everything but wall-clock seconds.

@@ -15,6 +15,7 @@
 
 #include "chestlab/engine/file_lock.h"
 #include "chestlab/engine/runfile.h"
+#include "run_files.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -29,14 +30,6 @@ std::string tiny_toml() { return (source_dir() / "tests" / "data" / "tiny.toml")
 std::string slurp(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-std::vector<fs::path> run_files(const fs::path& dir) {
-  std::vector<fs::path> files;
-  if (!fs::exists(dir)) return files;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".h5") files.push_back(e.path());
-  return files;
 }
 
 // Files a writer leaves beside the run file: its lock, its temporaries.

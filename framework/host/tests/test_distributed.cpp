@@ -22,6 +22,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/host/distributed.h"
 #include "chestlab/engine/runfile.h"
+#include "run_files.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -43,14 +44,6 @@ int free_port() {
   REQUIRE(::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
   ::close(s);
   return ntohs(addr.sin_port);
-}
-
-std::vector<fs::path> run_files(const fs::path& dir) {
-  std::vector<fs::path> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.path().extension() == ".h5") out.push_back(e.path());
-  return out;
 }
 
 std::string slurp(const fs::path& file) {
