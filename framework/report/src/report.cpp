@@ -14,6 +14,7 @@
 #include "chestlab/engine/compare.h"
 #include "chestlab/report/curves.h"
 #include "chestlab/errors.h"
+#include "chestlab/report/live.h"
 #include "chestlab/report/plot.h"
 
 namespace fs = std::filesystem;
@@ -61,29 +62,26 @@ std::string base64_encode(const std::string& bytes) {
 }
 
 std::vector<RunInfo> collect_runs(const std::string& dir, std::vector<std::string>& skipped) {
-  std::error_code ec;
-  std::vector<std::string> paths;
-  if (fs::is_regular_file(dir, ec)) {
-    paths.push_back(dir);
-  } else if (fs::is_directory(dir, ec)) {
-    for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_regular_file(ec) && it->path().extension() == ".h5") paths.push_back(it->path().string());
-    }
-    if (ec) throw DataError(dir, "cannot list the folder: " + ec.message());
-  } else {
-    throw DataError(dir, "no such file or folder");
-  }
-  std::sort(paths.begin(), paths.end());
   std::vector<RunInfo> runs;
-  for (const std::string& path : paths) {
+  for (const FileStamp& file : scan_folder(dir).run_files) {
     try {
-      runs.push_back(read_run(path, LoadWeights::No));
+      runs.push_back(read_run(file.path, LoadWeights::No));
     } catch (const DataError& e) {
       skipped.push_back(e.what());
     }
   }
   return runs;
+}
+
+bool any_running(const std::vector<RunInfo>& runs, const ReportOptions& options) {
+  if (options.sweep_running) return true;
+  return std::any_of(runs.begin(), runs.end(), [&](const RunInfo& r) {
+    return r.status == RunStatus::Running && !options.abandoned.count(r.path);
+  });
+}
+
+bool page_is_live(const std::vector<RunInfo>& runs, const ReportOptions& options) {
+  return options.live_refresh_seconds > 0 && any_running(runs, options);
 }
 
 namespace {
@@ -106,6 +104,7 @@ tr.summary td { font-weight: bold; background: #f7f7f7; }
 .curves { display: flex; flex-wrap: wrap; gap: 12px; }
 .curves img { width: 600px; max-width: 100%; height: auto; border: 1px solid #ddd; }
 .note { background: #fff8e1; border: 1px solid #f0d98c; padding: 8px 12px; }
+.live { color: #8a6d00; font-weight: bold; }
 pre { background: #f6f6f6; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 nav ul { columns: 2; }
 )";
@@ -114,6 +113,15 @@ std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v
 
 std::string status_span(const std::string& status) {
   return fmt::format("<span class=\"status-{0}\">{0}</span>", html_escape(status));
+}
+
+// A run's status; "running" with a note when no process is writing it.
+std::string run_status_html(const RunInfo& run, const ReportOptions& options) {
+  std::string out = status_span(to_string(run.status));
+  if (run.status == RunStatus::Running && options.abandoned.count(run.path))
+    out += " <small>(but no process is writing it: stopped without saying so, e.g. killed; "
+           "<code>chestlab run --resume</code> continues it)</small>";
+  return out;
 }
 
 std::string anchor(std::size_t i) { return fmt::format("run-{}", i); }
@@ -274,15 +282,17 @@ std::string curves_html(const RunInfo& run, bool all_metrics) {
   return out + "</div>\n";
 }
 
-std::string run_html(const RunInfo& run, std::size_t index, bool all_metrics) {
+std::string run_html(const RunInfo& run, std::size_t index, const ReportOptions& options) {
   std::string out = fmt::format("<section id=\"{}\">\n<h2>{} / {}</h2>\n", anchor(index), html_escape(run.meta.experiment),
                                 html_escape(run.meta.run_id));
   out += "<table class=\"meta\">\n";
   auto row = [&](const std::string& k, const std::string& v_html) {
     out += fmt::format("<tr><th>{}</th><td>{}</td></tr>\n", k, v_html);
   };
-  row("status", status_span(to_string(run.status)));
+  row("status", run_status_html(run, options));
   row("file", html_escape(run.path));
+  if (const auto it = options.stale.find(run.path); it != options.stale.end())
+    out += fmt::format("<tr><th>shown as read earlier</th><td class=\"note\">{}</td></tr>\n", html_escape(it->second));
   row("created / finished", html_escape(run.created) + " / " + (run.finished.empty() ? "-" : html_escape(run.finished)));
   row("monitor", html_escape(run.meta.monitor) + " (" + to_string(run.meta.monitor_mode) + ")");
   row("seed, config hash", fmt::format("{}, {}", run.meta.seed, html_escape(run.meta.config_hash)));
@@ -293,32 +303,45 @@ std::string run_html(const RunInfo& run, std::size_t index, bool all_metrics) {
   out += "</table>\n<h3>Configuration</h3>\n" + config_summary_html(run);
   out += "<h3>Folds (values at each fold's best epoch)</h3>\n" + folds_html(run);
   out += test_html(run);
-  out += "<h3>Learning curves</h3>\n" + curves_html(run, all_metrics);
+  out += "<h3>Learning curves</h3>\n" + curves_html(run, options.all_metrics);
   return out + "</section>\n";
 }
 
 }  // namespace
 
 std::string render_report_html(const std::vector<RunInfo>& runs, const ReportOptions& options) {
+  const bool live = page_is_live(runs, options);
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
+  if (live) out += fmt::format("<meta http-equiv=\"refresh\" content=\"{}\">\n", options.live_refresh_seconds);
   out += fmt::format("<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n", html_escape(options.title), kStyle);
   out += fmt::format("<h1>{}</h1>\n<p class=\"sub\">{}{} run{} &middot; generated {}</p>\n", html_escape(options.title),
                      options.source.empty() ? "" : html_escape(options.source) + " &middot; ", runs.size(),
                      runs.size() == 1 ? "" : "s", html_escape(utc_now_iso8601()));
+  if (live)
+    out += fmt::format("<p class=\"live\">live: refreshes every {} s, last written {}</p>\n",
+                       options.live_refresh_seconds,
+                       html_escape(options.written_at.empty() ? local_time_hms() : options.written_at));
   if (!options.problems.empty()) {
     out += "<div class=\"note\"><p>Files left out:</p><ul>\n";
     for (const auto& p : options.problems) out += "<li>" + html_escape(p) + "</li>\n";
     out += "</ul></div>\n";
   }
+  if (!options.stale.empty()) {
+    out += "<div class=\"note\"><p>Shown as read earlier (the file could not be read this time):</p><ul>\n";
+    for (const auto& [path, why] : options.stale) out += "<li>" + html_escape(why) + "</li>\n";
+    out += "</ul></div>\n";
+  }
   if (runs.empty()) return out + "<p>No run files found.</p>\n</body>\n</html>\n";
   out += "<nav><ul>\n";
   for (std::size_t i = 0; i < runs.size(); ++i)
-    out += fmt::format("<li><a href=\"#{}\">{} / {}</a> ({})</li>\n", anchor(i), html_escape(runs[i].meta.experiment),
-                       html_escape(runs[i].meta.run_id), to_string(runs[i].status));
+    out += fmt::format("<li><a href=\"#{}\">{} / {}</a> ({}{})</li>\n", anchor(i), html_escape(runs[i].meta.experiment),
+                       html_escape(runs[i].meta.run_id), to_string(runs[i].status),
+                       runs[i].status == RunStatus::Running && options.abandoned.count(runs[i].path) ? ", no process"
+                                                                                                    : "");
   out += "</ul></nav>\n<h2>Overview: every metric at each fold's best epoch</h2>\n";
   out += "<p class=\"sub\">* fold not finished: left out of mean ± std (sample std, n = finished folds).</p>\n";
   out += overview_html(runs);
-  for (std::size_t i = 0; i < runs.size(); ++i) out += run_html(runs[i], i, options.all_metrics);
+  for (std::size_t i = 0; i < runs.size(); ++i) out += run_html(runs[i], i, options);
   return out + "</body>\n</html>\n";
 }
 

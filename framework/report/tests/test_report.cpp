@@ -1,9 +1,15 @@
 // chestlab explore, curves and report through the program; the report opened in Debian's
-// headless Chromium (skipped when no Chromium is installed).
+// headless Chromium (skipped when no Chromium is installed); `report --watch` following run
+// files that change, a real run killed with kill -9, and its usage errors.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -11,8 +17,10 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "chestlab/engine/runfile.h"
+#include "run_files.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -20,6 +28,8 @@ using namespace chestlab;
 using chestlab::test::chestlab_exe;
 using chestlab::test::run_command;
 using chestlab::test::shell_quote;
+using chestlab::test::spawn_process;
+using chestlab::test::wait_process;
 
 namespace {
 
@@ -282,4 +292,165 @@ TEST_CASE("chestlab explore writes figures and a summary matching the real RSNA 
                         shell_quote((dir / "q").string()),
                     &out) == 2);
   CHECK(out.find("rsna_pneumonia") != std::string::npos);
+}
+
+namespace {
+
+// Polls `page` until `ok(content)` or `seconds` pass; every read must be a whole page (the
+// watcher replaces it by rename, so a reader never sees a part of one). Fails when the
+// process `pid` ends first.
+bool wait_for_page(const fs::path& page, int pid, double seconds, const std::function<bool(const std::string&)>& ok) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(page)) {
+      const std::string html = read_text(page);
+      const bool whole = html.rfind("<!DOCTYPE html>", 0) == 0 && html.size() > 8 &&
+                         html.compare(html.size() - 8, 8, "</html>\n") == 0;
+      CHECK(whole);
+      if (!whole) return false;
+      if (ok(html)) return true;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      FAIL("the watcher ended early, status " << status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+// What the folder holds besides the page: the watcher's temporaries would show here.
+std::vector<std::string> names_in(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void append_epoch(RunFile& file, int fold, int epoch) {
+  file.transaction([&](RunWriter& w) {
+    HistoryRow row;
+    row.epoch = epoch;
+    row.lr = 1e-3;
+    row.train_loss = 0.3;
+    row.val_loss = 0.35;
+    row.seconds = 1;
+    row.metrics = {dice(fold, epoch), 0.95};
+    w.append_epoch(fold, row);
+    w.set_fold_best(fold, epoch, row.metrics[0], {});
+  });
+}
+
+}  // namespace
+
+TEST_CASE("chestlab report --watch rewrites the page as run files change, live while a run runs; SIGINT ends it",
+          "[report][watch]") {
+  const fs::path dir = test::scratch_dir("report_watch");
+  const fs::path results = dir / "results";
+  make_run(results / "a.h5", "run-a", 3, false, true);
+  // Run b is being written: this test holds its writer (and so its lock) like a training run.
+  RunMeta meta;
+  meta.experiment = "reportdemo";
+  meta.run_id = "run-b";
+  meta.monitor = "dice";
+  std::optional<RunFile> writer = RunFile::create((results / "b.h5").string(), meta, "", Environment{});
+  writer->transaction([](RunWriter& w) { w.begin_fold(0, {"dice", "acc"}, {"a"}, {"b"}); });
+  append_epoch(*writer, 0, 0);
+
+  const fs::path page = dir / "site" / "report.html", log = dir / "watch.log";
+  const int pid = spawn_process({chestlab_exe(), "report", results.string(), "--out", page.string(), "--watch", "1"},
+                                log.string());
+  REQUIRE(pid > 0);
+  INFO(read_text(log));
+  // Live while b runs: the refresh tag and the line saying so.
+  REQUIRE(wait_for_page(page, pid, 15, [](const std::string& p) {
+    return has(p, "<meta http-equiv=\"refresh\" content=\"1\">") && has(p, "live: refreshes every 1 s, last written ");
+  }));
+  CHECK(has(read_text(page), "run-a"));
+  CHECK(has(read_text(page), "0.5000*"));
+  // An epoch more in b: the page follows (b's best dice so far, not finished).
+  append_epoch(*writer, 0, 1);
+  CHECK(wait_for_page(page, pid, 15, [](const std::string& p) { return has(p, "0.5500*"); }));
+  // A run file appears.
+  make_run(results / "sub" / "c.h5", "run-c", 1, false, false);
+  CHECK(wait_for_page(page, pid, 15, [](const std::string& p) { return has(p, "run-c"); }));
+  // b ends: every run finished, so the page stops reloading.
+  writer->transaction([](RunWriter& w) {
+    w.set_fold_status(0, FoldStatus::Complete);
+    w.write_summary();
+    w.set_status(RunStatus::Complete);
+    w.set_finished_now();
+  });
+  writer.reset();
+  CHECK(wait_for_page(page, pid, 15, [](const std::string& p) {
+    return !has(p, "http-equiv=\"refresh\"") && !has(p, "live:") && has(p, "reportdemo / run-b</a> (complete)");
+  }));
+
+  kill(pid, SIGINT);
+  CHECK(wait_process(pid) == 130);
+  const std::string out = read_text(log);
+  INFO(out);
+  CHECK(has(out, "stopped; " + page.string() + " is the last page written"));
+  CHECK(std::count(out.begin(), out.end(), '\n') >= 5);  // "watching", 4 pages at least, "stopped"
+  const std::string last = read_text(page);
+  CHECK(last.rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(last.compare(last.size() - 8, 8, "</html>\n") == 0);
+  CHECK(has(last, "run-c"));
+  CHECK(names_in(page.parent_path()) == std::vector<std::string>{"report.html"});  // no temporary left
+}
+
+TEST_CASE("chestlab report --watch tells a run killed with kill -9 from a running one", "[report][watch][e2e]") {
+  const fs::path dir = test::scratch_dir("report_watch_kill");
+  const fs::path out = dir / "out", page = dir / "report.html";
+  const int run = spawn_process({chestlab_exe(), "run", (test::source_dir() / "tests" / "data" / "tiny.toml").string(),
+                                 "--set", "train.epochs=400", "--quiet", "--output", out.string()},
+                                (dir / "run.log").string());
+  REQUIRE(run > 0);
+  fs::create_directories(out);
+  const int watcher = spawn_process({chestlab_exe(), "report", out.string(), "--out", page.string(), "--watch", "1"},
+                                    (dir / "w.log").string());
+  REQUIRE(watcher > 0);
+  INFO(read_text(dir / "w.log") << read_text(dir / "run.log"));
+  REQUIRE(wait_for_page(page, watcher, 25, [](const std::string& p) {
+    return has(p, "<meta http-equiv=\"refresh\" content=\"1\">") && has(p, "status-running");
+  }));
+  kill(run, SIGKILL);
+  CHECK(wait_process(run) == 128 + SIGKILL);
+  // The file still says "running", but nobody holds its lock: no refresh, and it says why.
+  CHECK(wait_for_page(page, watcher, 25, [](const std::string& p) {
+    return !has(p, "http-equiv=\"refresh\"") && has(p, "no process is writing it");
+  }));
+  REQUIRE(test::run_files(out).size() == 1);
+  CHECK(read_run(test::run_files(out).front().string(), LoadWeights::No).status == RunStatus::Running);
+  kill(watcher, SIGTERM);
+  CHECK(wait_process(watcher) == 130);
+}
+
+TEST_CASE("chestlab report --watch takes a positive number of seconds", "[report][watch]") {
+  const fs::path dir = test::scratch_dir("report_watch_usage");
+  fs::create_directories(dir / "results");
+  for (const char* bad : {"--watch 0", "--watch -1", "--watch nan", "--watch inf", "--watch=abc", "--watch=",
+                          "--watch 1e9"}) {
+    std::string out;
+    INFO(bad);
+    CHECK(run_command(shell_quote(chestlab_exe()) + " report " + shell_quote((dir / "results").string()) + " --out " +
+                          shell_quote((dir / "p.html").string()) + " " + bad,
+                      &out) == 2);
+    if (std::string(bad) != "--watch=") CHECK(has(out, "--watch takes a positive number of seconds"));
+  }
+  CHECK_FALSE(fs::exists(dir / "p.html"));
+  // A bare --watch before the folder takes the default, 10 s (the folder is not taken for it).
+  const fs::path page = dir / "p.html", log = dir / "w.log";
+  const int pid =
+      spawn_process({chestlab_exe(), "report", "--watch", (dir / "results").string(), "--out", page.string()}, log.string());
+  REQUIRE(pid > 0);
+  CHECK(wait_for_page(page, pid, 15, [](const std::string& p) { return has(p, "No run files found"); }));
+  kill(pid, SIGTERM);
+  CHECK(wait_process(pid) == 130);
+  CHECK(has(read_text(log), "watching " + (dir / "results").string() + " every 10 s"));
+  // A missing folder is a data error before any page, as without --watch.
+  CHECK(run_command(shell_quote(chestlab_exe()) + " report " + shell_quote((dir / "nowhere").string()) +
+                    " --watch 1 --out " + shell_quote((dir / "p.html").string())) == 3);
 }

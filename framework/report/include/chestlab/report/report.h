@@ -4,6 +4,8 @@
 // compare.h's table), holdout test values, and the learning curves (curves.h). Torch-free.
 #pragma once
 
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,7 +18,29 @@ struct ReportOptions {
   std::string source;                 // shown under the title, e.g. the results folder
   std::vector<std::string> problems;  // files skipped while collecting runs, shown in a note
   bool all_metrics = false;           // a curve per metric, not only the monitor's
+
+  // What the lock files say (live.h): run files (paths) whose status is "running" while no
+  // process holds their lock, e.g. a run killed with kill -9. Shown as such; they do not keep
+  // a live page reloading.
+  std::set<std::string> abandoned;
+  // A `chestlab sweep` holds the lock of a sweep folder under the results: more runs may come.
+  bool sweep_running = false;
+  // Runs shown as read earlier because their file could not be read this time (the watcher
+  // keeps the last good read): path -> why, shown in a note.
+  std::map<std::string, std::string> stale;
+
+  // A live page (`chestlab report --watch`): while something is running (any_running), the
+  // page reloads itself every `live_refresh_seconds` (a <meta http-equiv="refresh">) and says
+  // "live: refreshes every N s, last written HH:MM:SS". 0: a page that never reloads.
+  int live_refresh_seconds = 0;
+  std::string written_at;  // HH:MM:SS of the live line; empty: the local time now
 };
+
+// Whether anything in the page is still going: a run whose status is "running" and that is
+// not in `options.abandoned`, or a sweep at work (`options.sweep_running`).
+bool any_running(const std::vector<RunInfo>& runs, const ReportOptions& options);
+// Whether render_report_html writes the refresh tag: live_refresh_seconds > 0 and any_running.
+bool page_is_live(const std::vector<RunInfo>& runs, const ReportOptions& options);
 
 // Run files under `dir` (recursively; files ending in .h5 that read as run files), sorted by
 // path. Other .h5 files (e.g. preprocessing caches) go to `skipped` as "path: reason".
