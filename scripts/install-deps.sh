@@ -10,10 +10,12 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libhdf5-dev libfmt-dev libtomlplusplus-dev catch2
   libdcmtk-dev libtiff-dev zlib1g-dev
+  libprotobuf-dev protobuf-compiler          # TensorBoard event files (framework/engine/proto)
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcairo2-dev fonts-dejavu-core            # charts (chestlab explore, curves, report)
   chromium-headless-shell                   # the report test renders the HTML page (skipped without)
   python3 python3-h5py python3-numpy        # the tests read run files the way users do
+  python3-protobuf                          # the tests read event files the way TensorBoard does
   python3-torch                             # tests of [model] init and `chestlab export` (torch.save / torch.load)
   slurm-wlm munge                           # the sweep test's one-node Slurm (tests/slurm/local_slurm.sh)
 )
