@@ -17,14 +17,17 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: chestlab run EXP.toml [--set section.key=value]... [--folds 0,2] [--device D]\n"
-    "                    [--output DIR] [--plugin-path DIR]... [--quiet] [--distributed [--distributed-timeout S]]\n"
-    "       chestlab run --resume RUN.h5 [--plugin-path DIR]...\n\n"
+    "                    [--output DIR] [--plugin-path DIR]... [--tensorboard] [--quiet]\n"
+    "                    [--distributed [--distributed-timeout S]]\n"
+    "       chestlab run --resume RUN.h5 [--plugin-path DIR]... [--tensorboard]\n\n"
     "Trains the experiment's folds and writes one run file <output>/<name>/<run id>.h5.\n"
     "Ctrl-C (SIGINT) or SIGTERM stops after the current batch, keeps every completed epoch\n"
     "and exits 130; --resume continues from the last completed epoch of each fold.\n"
     "--distributed: this process is one rank of a data-parallel run (RANK, WORLD_SIZE, MASTER_ADDR,\n"
     "MASTER_PORT, or Slurm's SLURM_PROCID/SLURM_NTASKS); see docs/distributed.md. An error on one rank\n"
-    "ends every rank with that error.\n\n";
+    "ends every rank with that error.\n"
+    "--tensorboard: also write TensorBoard event files under <output>/<name>/tb/<run id>/ (as\n"
+    "train.tensorboard = true does; see docs/tensorboard.md).\n\n";
 
 std::string folds_override(const std::string& list) {
   std::stringstream in(list);
@@ -55,6 +58,7 @@ int run_run(const std::vector<std::string>& args) {
       ("distributed", "one rank of a data-parallel run (environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)")
       ("distributed-timeout", po::value<double>(),
        "with --distributed: seconds each collective waits for the other ranks (default 1800)")
+      ("tensorboard", "write TensorBoard event files (sets train.tensorboard; with --resume, for this process)")
       ("quiet,q", "no progress output");
   po::options_description hidden;
   hidden.add_options()("experiment", po::value<std::string>());
@@ -92,6 +96,12 @@ int run_run(const std::vector<std::string>& args) {
       request.experiment_file = vm["experiment"].as<std::string>();
     } else {
       throw po::error("give an experiment file (or --resume RUN.h5)");
+    }
+    if (vm.count("tensorboard")) {
+      // A new run records it in its configuration (so that a resume goes on writing); a
+      // resumed run's recorded configuration stays as it is.
+      request.tensorboard = true;
+      if (request.resume.empty()) request.overrides.push_back("train.tensorboard=true");
     }
     request.registry = discover_plugins(vm);
     RunOutcome outcome = run_experiment_on_terminal(request, !vm.count("quiet"));

@@ -46,6 +46,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: chestlab sweep EXP.toml [--jobs N] [--dry-run] [--output DIR] [--set section.key=value]...\n"
+    "                               [--tensorboard]\n"
     "       chestlab sweep EXP.toml --slurm [--partition P] [--time T] [--gpus-per-task G]\n"
     "                               [--cpus-per-task C] [--dir D] [--submit]\n"
     "       chestlab sweep EXP.toml --task N      (one (run, fold) unit of the Slurm array)\n"
@@ -63,6 +64,7 @@ struct Args {
   std::vector<std::string> plugin_dirs;
   int jobs = 1;
   bool dry_run = false, retry_failed = false, quiet = false;
+  bool tensorboard = false;  // --tensorboard: passed on to every run (not part of run ids)
 };
 
 std::string quoted_toml(const std::string& s) { return to_toml(ParamValue{s}); }
@@ -395,6 +397,7 @@ int run_local(const Args& args, const SweepPlan& plan, const std::string& dir) {
         argv.insert(argv.end(), {"--run-id", p.run_id});
       }
       for (const std::string& d : args.plugin_dirs) argv.insert(argv.end(), {"--plugin-path", d});
+      if (args.tensorboard) argv.push_back("--tensorboard");
       argv.push_back("--quiet");
       const std::string log = (fs::path(dir) / "logs" / (p.run_id + ".log")).string();
       SpawnError failure;
@@ -483,6 +486,7 @@ std::string common_args(const Args& args) {
   for (const std::string& o : args.overrides) out += " --set " + shell_quote(o);
   for (const std::string& d : args.plugin_dirs)
     out += " --plugin-path " + shell_quote(fs::absolute(d).lexically_normal().string());
+  if (args.tensorboard) out += " --tensorboard";
   return out;
 }
 
@@ -622,11 +626,13 @@ int run_task(const Args& args, const std::shared_ptr<PluginRegistry>& registry, 
       return kExitOk;
     }
     request.resume = unit_file;
+    request.tensorboard = args.tensorboard;
   } else {
     request.experiment_file = args.experiment;
     request.overrides = args.overrides;
     for (const std::string& o : p.overrides()) request.overrides.push_back(o);
     request.overrides.push_back(fmt::format("cv.run_folds=[{}]", unit.fold));
+    if (args.tensorboard) request.overrides.push_back("train.tensorboard=true");
     request.run_id = p.run_id;
     request.run_path = unit_file;
   }
@@ -664,6 +670,7 @@ int run_sweep(const std::vector<std::string>& argv) {
       ("results", po::value<std::string>(), "the old name of --output")
       ("retry-failed", "run failed runs again (resuming them)")
       ("plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")
+      ("tensorboard", "every run also writes TensorBoard event files (train.tensorboard; not part of run ids)")
       ("quiet,q", "less output (--task)")
       ("slurm", "write an sbatch array script: one task per (run, fold) unit")
       ("partition", po::value<std::string>(), "Slurm partition (--slurm)")
@@ -690,6 +697,7 @@ int run_sweep(const std::vector<std::string>& argv) {
     for (const char* name : {"output", "results"})
       if (vm.count(name)) args.overrides.push_back("experiment.output=" + quoted_toml(vm[name].as<std::string>()));
     if (vm.count("plugin-path")) args.plugin_dirs = vm["plugin-path"].as<std::vector<std::string>>();
+    args.tensorboard = vm.count("tensorboard") > 0;
     args.jobs = vm["jobs"].as<int>();
     if (args.jobs < 1) throw po::error("--jobs takes a number >= 1");
     args.dry_run = vm.count("dry-run") > 0;

@@ -77,7 +77,7 @@ std::vector<std::string> differing_config_paths(const std::vector<RunInfo>& runs
   }
   std::vector<std::string> out;
   for (const std::string& path : order) {
-    if (path == "experiment.output") continue;
+    if (path == "experiment.output" || is_output_only_key(path)) continue;  // not what a run computes
     // A key some run lacks also differs.
     std::size_t present = 0;
     for (const RunInfo& run : runs) present += config_value(run.config_toml, path).empty() ? 0 : 1;

@@ -463,6 +463,8 @@ class ExperimentReader {
     out.grad_clip = p.real("grad_clip");
     out.early_stopping = p.integer("early_stopping");
     out.deterministic = p.boolean("deterministic");
+    out.tensorboard = p.boolean("tensorboard");
+    out.tensorboard_every = p.integer("tensorboard_every");
     if (!is_device_name(out.device))
       diag_.error(s.where_of("device"), "train.device",
                   fmt::format("expected one of: auto, cpu, cuda, cuda:N (N a GPU index), got \"{}\"", out.device));

@@ -2,6 +2,7 @@
 // and the hash that names it. Runs record this text; resume and rerun re-read it.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <stdexcept>
 
@@ -103,7 +104,11 @@ void write_metrics(TomlWriter& w, const std::vector<MetricConfig>& metrics) {
   }
 }
 
-void write_train(TomlWriter& w, const TrainConfig& t) {
+// Keys that change only what is written beside a run (event files), never what it computes:
+// in the resolved file, left out of the text the hash is taken of.
+enum class OutputOnly { Write, Leave };
+
+void write_train(TomlWriter& w, const TrainConfig& t, OutputOnly output_only) {
   w.header("[train]");
   w.key("epochs", t.epochs);
   w.key("batch_size", t.batch_size);
@@ -114,6 +119,10 @@ void write_train(TomlWriter& w, const TrainConfig& t) {
   w.key("grad_clip", t.grad_clip);
   w.key("early_stopping", t.early_stopping);
   w.key("deterministic", t.deterministic);
+  if (output_only == OutputOnly::Write) {
+    w.key("tensorboard", t.tensorboard);
+    w.key("tensorboard_every", t.tensorboard_every);
+  }
 }
 
 void write_cv(TomlWriter& w, const CvConfig& cv) {
@@ -136,20 +145,36 @@ const MetricConfig& ExperimentConfig::monitor() const {
   return metrics.front();
 }
 
-std::string ExperimentConfig::resolved_toml() const {
+namespace {
+
+std::string resolved_text(const ExperimentConfig& c, OutputOnly output_only) {
   TomlWriter w;
-  write_experiment(w, *this);
-  write_dataset(w, *this);
-  write_model(w, *this);
-  write_component(w, "loss", loss);
-  write_optimizer(w, optimizer);
-  write_scheduler(w, *this);
-  write_metrics(w, metrics);
-  write_train(w, train);
-  write_cv(w, cv);
+  write_experiment(w, c);
+  write_dataset(w, c);
+  write_model(w, c);
+  write_component(w, "loss", c.loss);
+  write_optimizer(w, c.optimizer);
+  write_scheduler(w, c);
+  write_metrics(w, c.metrics);
+  write_train(w, c.train, output_only);
+  write_cv(w, c.cv);
   return w.text();
 }
 
-std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_toml()), 12); }
+}  // namespace
+
+const std::vector<std::string>& output_only_keys() {
+  static const std::vector<std::string> keys = {"train.tensorboard", "train.tensorboard_every"};
+  return keys;
+}
+
+bool is_output_only_key(const std::string& path) {
+  const auto& keys = output_only_keys();
+  return std::find(keys.begin(), keys.end(), path) != keys.end();
+}
+
+std::string ExperimentConfig::resolved_toml() const { return resolved_text(*this, OutputOnly::Write); }
+
+std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_text(*this, OutputOnly::Leave)), 12); }
 
 }  // namespace chestlab

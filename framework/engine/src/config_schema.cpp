@@ -104,6 +104,12 @@ const Schema& train_schema() {
       param_int("early_stopping", 0, "stop after this many epochs without improvement of the monitor; 0 = off")
           .at_least(0),
       param_bool("deterministic", true, "deterministic algorithms: reruns give identical numbers (slower)"),
+      param_bool("tensorboard", false,
+                 "also write TensorBoard event files under <output>/<name>/tb/<run id>/fold<k>/ (not part of the "
+                 "config hash)"),
+      param_int("tensorboard_every", 10,
+                "with tensorboard: the running training loss every this many batches; 0 = per-epoch events only")
+          .at_least(0),
   };
   return schema;
 }

@@ -153,6 +153,14 @@ class SweepReader {
                               section));
       return false;
     }
+    if (is_output_only_key(leaf.path)) {
+      diag_.error(leaf.key_where, key_path,
+                  fmt::format("{} cannot be swept: it changes what is written beside a run, not what the run "
+                              "computes, and is not part of run ids; set it for the whole sweep in the file or "
+                              "with `chestlab sweep --tensorboard`",
+                              leaf.path));
+      return false;
+    }
     if (section == "sweep") {
       diag_.error(leaf.key_where, key_path, "a sweep cannot set [sweep] itself");
       return false;

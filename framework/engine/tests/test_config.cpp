@@ -11,6 +11,7 @@
 
 #include "chestlab/engine/config.h"
 #include "chestlab/errors.h"
+#include "chestlab/hash.h"
 #include "chestlab/param_check.h"
 #include "support.h"
 
@@ -666,4 +667,31 @@ TEST_CASE("config: very long names and devices are refused, not a stack overflow
   for (const char* bad : {"", "gpu", "cuda:", "cuda:x", "cuda:1a", "CPU", " cpu"})
     CHECK_THAT(error_of(kValid + "[train]\ndevice = \"" + bad + "\"\n"), Contains("train.device"));
   for (const char* bad : {"a b", "a/b", "é"}) CHECK_THAT(error_of("[experiment]\nname = \"" + std::string(bad) + "\"\n" + kDataset + kModel + kLoss + kMetrics), Contains("experiment.name"));
+}
+
+TEST_CASE("config: train.tensorboard keys are recorded but are not part of the hash", "[config][resolved][tensorboard]") {
+  const ExperimentConfig plain = parse(kValid);
+  CHECK_FALSE(plain.train.tensorboard);
+  CHECK(plain.train.tensorboard_every == 10);
+  const ExperimentConfig on = parse(kValid + "[train]\ntensorboard = true\ntensorboard_every = 3\n");
+  CHECK(on.train.tensorboard);
+  CHECK(on.train.tensorboard_every == 3);
+  // Output only: the same hash, hence the same run ids, as without them.
+  CHECK(on.hash() == plain.hash());
+  CHECK_THAT(on.resolved_toml(), Contains("tensorboard = true\ntensorboard_every = 3\n"));
+  CHECK_THAT(plain.resolved_toml(), Contains("deterministic = true\ntensorboard = false\ntensorboard_every = 10\n"));
+  // Read back (resume, rerun): the keys survive.
+  const ExperimentConfig again = parse(on.resolved_toml());
+  CHECK(again.train.tensorboard);
+  CHECK(again.train.tensorboard_every == 3);
+  // The hash is that of the resolved text without the output-only lines: what it was before
+  // these keys existed, so files that do not set them keep their hashes.
+  std::string without = plain.resolved_toml();
+  without.erase(without.find("tensorboard = false\n"), std::string("tensorboard = false\ntensorboard_every = 10\n").size());
+  CHECK(plain.hash() == to_hex(fnv1a64(without), 12));
+  CHECK(is_output_only_key("train.tensorboard"));
+  CHECK_FALSE(is_output_only_key("train.epochs"));
+  // Checked like every key, at its position.
+  CHECK(error_of(kValid + "[train]\ntensorboard_every = -1\n") ==
+        "x.toml:13:21: train.tensorboard_every: expected integer >= 0, got -1");
 }

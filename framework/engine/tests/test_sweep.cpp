@@ -361,3 +361,17 @@ TEST_CASE("compare over a sweep shows parameters and sorts by a metric", "[sweep
   CHECK(config_value("[optimizer]\nlr = 0.003\n[[metrics]]\nname = \"x\"\n", "metrics.0.name") == "\"x\"");
   CHECK(config_value("[optimizer]\nlr = 0.003\n", "optimizer.lr") == "0.003");
 }
+
+TEST_CASE("train.tensorboard is not part of run ids and cannot be swept", "[sweep][tensorboard]") {
+  SweepPlan plan = expand("[sweep]\ngrid = { \"optimizer.lr\" = [1e-3, 3e-3] }\n");
+  SweepPlan logged = expand("[sweep]\ngrid = { \"optimizer.lr\" = [1e-3, 3e-3] }\n",
+                            {"train.tensorboard=true", "train.tensorboard_every=5"});
+  CHECK(ids(logged) == ids(plan));
+  CHECK(logged.points[0].config.train.tensorboard);
+  try {
+    expand("[sweep]\ngrid = { \"train.tensorboard\" = [true, false] }\n");
+    FAIL("sweeping train.tensorboard must be refused");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Contains("train.tensorboard cannot be swept"));
+  }
+}

@@ -17,6 +17,7 @@
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/registry.h"
 #include "chestlab/host/runtime.h"
+#include "chestlab/host/tensorboard_log.h"
 #include "chestlab/host/trainer.h"
 #include "chestlab/host/weights.h"
 
@@ -157,9 +158,8 @@ RunOutcome train_along(const Experiment& experiment, torch::Device device, Train
   return outcome;
 }
 
-RunFile create_run_file(const RunRequest& request, const ExperimentConfig& config, const PluginRegistry& registry,
-                        torch::Device device, int threads, int world_size) {
-  const std::string run_id = request.run_id.empty() ? make_run_id(config.hash()) : request.run_id;
+RunFile create_run_file(const RunRequest& request, const ExperimentConfig& config, const std::string& run_id,
+                        const PluginRegistry& registry, torch::Device device, int threads, int world_size) {
   RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
                config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min};
   Environment environment = describe_environment(registry, device, threads, config);
@@ -209,8 +209,11 @@ class RecordingRun {
     if (const FoldInfo* done = previous_.fold(k); done && is_finished(done->status))
       return FoldStatus::Complete;  // nothing left to do for this fold
     const std::optional<ResumeState> resume = begin_fold(plan);
+    const std::size_t global_batch = static_cast<std::size_t>(experiment_.config().train.batch_size) *
+                                     static_cast<std::size_t>(sync_ ? sync_->world_size() : 1);
     observer_.on_fold_started(FoldStarted{k, plan.train.size(), plan.val.size(),
-                                          resume ? std::optional(resume->checkpoint.next_epoch) : std::nullopt});
+                                          resume ? std::optional(resume->checkpoint.next_epoch) : std::nullopt,
+                                          (plan.train.size() + global_batch - 1) / global_batch});
     FoldTrainer trainer(experiment_, k, device_, sync_);
     const FoldResult result = trainer.run(recorder_, resume);
     if (is_finished(result.status)) empty_prediction_.push_back(trainer.empty_prediction_metrics(plan.val));
@@ -313,13 +316,23 @@ RunOutcome run_experiment(const RunRequest& request, RunObserver& observer) {
   const auto train = [&]() -> RunOutcome {
     Experiment experiment(config, registry);
     if (distributed && !distributed->is_root()) return train_along(experiment, device, *sync);
+    const std::string run_id = file                    ? previous.meta.run_id
+                               : request.run_id.empty() ? make_run_id(config.hash())
+                                                        : request.run_id;
     if (file)
       file->transaction([](RunWriter& w) { w.set_status(RunStatus::Running); });
     else
-      file = create_run_file(request, config, *registry, device, threads, distributed ? distributed->world_size() : 1);
-    observer.on_run_started(RunStarted{file->path(), experiment.samples().size(), device.str(), threads,
+      file = create_run_file(request, config, run_id, *registry, device, threads,
+                             distributed ? distributed->world_size() : 1);
+    // The event files are written beside the run file, by the process that writes it.
+    std::optional<TensorBoardLog> tensorboard;
+    if (config.train.tensorboard || request.tensorboard)
+      tensorboard.emplace(tensorboard_root(file->path(), run_id, config), config.train.tensorboard_every, previous,
+                          observer);
+    RunObserver& reporter = tensorboard ? static_cast<RunObserver&>(*tensorboard) : observer;
+    reporter.on_run_started(RunStarted{file->path(), experiment.samples().size(), device.str(), threads,
                                        experiment.metric_names(), config.train.epochs});
-    return RecordingRun(experiment, *file, previous, device, training_sync, observer).run();
+    return RecordingRun(experiment, *file, previous, device, training_sync, reporter).run();
   };
   if (!distributed) return train();
   try {

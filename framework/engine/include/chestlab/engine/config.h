@@ -68,6 +68,9 @@ struct TrainConfig {
   double grad_clip = 0;       // 0 = off
   std::int64_t early_stopping = 0;  // epochs of patience; 0 = off
   bool deterministic = true;
+  // TensorBoard event files (docs/tensorboard.md). Output only: not part of hash().
+  bool tensorboard = false;
+  std::int64_t tensorboard_every = 10;  // batches between per-batch events; 0 = epochs only
 };
 
 struct CvConfig {
@@ -108,7 +111,9 @@ struct ExperimentConfig {
   // schema order, then plugin parameters alphabetically). Location-free: source_file and
   // base_dir are not part of it, so the same experiment hashes the same wherever it lives.
   std::string resolved_toml() const;
-  // 12 hex digits of FNV-1a 64 of resolved_toml().
+  // 12 hex digits of FNV-1a 64 of resolved_toml() without the output-only keys
+  // (train.tensorboard, train.tensorboard_every): they change what is written beside a run,
+  // never what it computes, and leave the hashes of files that do not set them as they were.
   std::string hash() const;
 };
 
@@ -123,6 +128,13 @@ ExperimentConfig parse_experiment(const std::string& toml_text, const std::strin
                                   const std::string& base_dir,
                                   const std::vector<std::string>& overrides,
                                   const SchemaCatalog& catalog);
+
+// The keys that change only what is written beside a run (TensorBoard event files), never
+// what it computes: "train.tensorboard", "train.tensorboard_every". They are in the resolved
+// file but not in hash() (nor in sweep run ids), cannot be swept, and are no parameter
+// column of `compare`.
+const std::vector<std::string>& output_only_keys();
+bool is_output_only_key(const std::string& path);
 
 // Host-level schemas, for validation, docs and `describe`.
 const Schema& experiment_section_schema();  // [experiment]

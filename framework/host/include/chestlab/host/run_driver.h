@@ -35,6 +35,10 @@ struct RunRequest {
   // --distributed-timeout: how long each collective waits for the other ranks; zero: Gloo's
   // 30 minutes.
   std::chrono::milliseconds distributed_timeout{0};
+  // --tensorboard: write TensorBoard event files even when the configuration does not set
+  // train.tensorboard (a resumed run, whose recorded configuration cannot change). A new run
+  // rather sets train.tensorboard=true, which is recorded. docs/tensorboard.md.
+  bool tensorboard = false;
 };
 
 // This process joined a data-parallel run.
@@ -63,6 +67,7 @@ struct FoldStarted {
   std::size_t train_samples = 0;
   std::size_t val_samples = 0;
   std::optional<std::int64_t> resume_epoch;  // the epoch a resumed fold continues at
+  std::size_t batches = 0;                   // training batches per epoch (global batches)
 };
 
 struct BatchDone {
