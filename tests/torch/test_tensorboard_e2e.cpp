@@ -294,7 +294,7 @@ TEST_CASE("a run killed with kill -9 and resumed has every (tag, step) once, equ
   }
 }
 
-TEST_CASE("--tensorboard on resuming a finished run writes its history's events", "[e2e][tensorboard]") {
+TEST_CASE("resuming a finished run with --tensorboard writes the events of its history", "[e2e][tensorboard]") {
   if (!python_has_protobuf()) {
     WARN("SKIPPED: /usr/bin/python3 cannot import google.protobuf (install python3-protobuf)");
     return;

@@ -79,7 +79,7 @@ TEST_CASE("tensorboard: events encode with TensorBoard's field numbers", "[tenso
   CHECK_FALSE(decode_event(std::string("\xff\xff\xff", 3), back));
 }
 
-TEST_CASE("tensorboard: a writer's file reads back; a torn or damaged record ends the reading there",
+TEST_CASE("tensorboard: a writer's file reads back, and a torn or damaged record ends the reading there",
           "[tensorboard]") {
   const fs::path dir = chestlab::test::scratch_dir("tensorboard_writer");
   std::string path;
