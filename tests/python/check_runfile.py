@@ -142,6 +142,20 @@ def check_resume(c, fold):
          f"{resume.name} holds 1-D uint8 parts {sorted(parts)}")
 
 
+def check_per_image(c, group, name, best_epoch=None):
+    """Optional per-image table: an `id` column, float64 columns, an int64 `epoch` attribute."""
+    if name not in group:
+        return
+    rows = c.table(group, name, [("id", "str")])
+    ds = group[name]
+    if rows is not None:
+        metrics = list(rows.dtype.names[1:])
+        c.ok(all(rows.dtype[m] == np.float64 for m in metrics), f"{ds.name} columns {metrics} are float64")
+    epoch = c.attr(ds, "epoch", "int")
+    if best_epoch is not None and epoch is not None:
+        c.ok(epoch == best_epoch, f"{ds.name} epoch {epoch} is the best epoch {best_epoch}")
+
+
 def check_fold(c, fold):
     """Returns (status, {metric: value at best epoch}) for the summary check."""
     c.ok(fold.name.split("/")[-1].isdigit(), f"{fold.name} is named by its index")
@@ -167,6 +181,7 @@ def check_fold(c, fold):
     check_split(c, fold)
     check_weights(c, fold, best_epoch)
     check_resume(c, fold)
+    check_per_image(c, fold, "per_image", best_epoch)
     return status, best_metrics
 
 
@@ -210,6 +225,7 @@ def check_run(path):
             c.table(f, "skipped", [("id", "str"), ("file", "str"), ("reason", "str")])
         if "test" in f:
             c.table(f, "test", [("metric", "str"), ("value", np.float64)])
+        check_per_image(c, f, "test_per_image")
     if c.failures:
         print(f"{path}: {len(c.failures)} check(s) failed")
         return 1

@@ -100,6 +100,12 @@ std::string utc_now_iso8601() {
 
 // ---- plain-data helpers ---------------------------------------------------------------
 
+const std::vector<double>* PerImageScores::column(const std::string& metric) const {
+  for (std::size_t m = 0; m < metrics.size() && m < values.size(); ++m)
+    if (metrics[m] == metric) return &values[m];
+  return nullptr;
+}
+
 const HistoryRow* FoldInfo::row_for_epoch(std::int64_t epoch) const {
   for (const HistoryRow& row : history)
     if (row.epoch == epoch) return &row;
@@ -648,6 +654,70 @@ Row history_to_row(const HistoryRow& h) {
   return row;
 }
 
+// Per-image values: a table with an `id` column and one float column per metric, and an
+// `epoch` attribute (-1 for the test part).
+constexpr const char* kPerImageId = "id";
+
+void check_per_image(const PerImageScores& scores) {
+  if (scores.values.size() != scores.metrics.size())
+    invalid(fmt::format("per-image values: {} columns for {} metrics", scores.values.size(), scores.metrics.size()));
+  std::set<std::string> seen{kPerImageId};
+  for (std::size_t m = 0; m < scores.metrics.size(); ++m) {
+    if (scores.metrics[m].empty()) invalid("per-image values: a metric name is empty");
+    if (!seen.insert(scores.metrics[m]).second)
+      invalid(fmt::format("per-image values: metric name '{}' repeats or is 'id'", scores.metrics[m]));
+    if (scores.values[m].size() != scores.ids.size())
+      invalid(fmt::format("per-image values: '{}' has {} values for {} images", scores.metrics[m],
+                          scores.values[m].size(), scores.ids.size()));
+  }
+}
+
+void write_per_image(hid_t loc, const std::string& name, std::int64_t epoch, const PerImageScores& scores) {
+  check_per_image(scores);
+  if (link_exists(loc, name)) delete_link(loc, name);
+  if (scores.empty()) return;
+  std::vector<Column> columns{{kPerImageId, ColType::Str}};
+  for (const std::string& m : scores.metrics) columns.push_back({m, ColType::F64});
+  std::vector<Row> rows;
+  rows.reserve(scores.ids.size());
+  for (std::size_t i = 0; i < scores.ids.size(); ++i) {
+    Row row{scores.ids[i]};
+    for (const auto& column : scores.values) row.emplace_back(column[i]);
+    rows.push_back(std::move(row));
+  }
+  replace_table(loc, name, columns, rows);
+  Handle dset = open_dataset(loc, name);
+  write_attr(dset.get(), "epoch", epoch);
+}
+
+// Absent: empty scores and epoch -1. Columns other than `id` must be floats.
+PerImageScores read_per_image(hid_t loc, const std::string& name, std::int64_t* epoch) {
+  PerImageScores scores;
+  if (epoch) *epoch = -1;
+  if (!link_exists(loc, name)) return scores;
+  Table t = read_table(loc, name);
+  const int id = t.column(kPerImageId);
+  if (id < 0 || t.columns[id].type != ColType::Str) invalid(fmt::format("'{}' lacks its string column 'id'", name));
+  std::vector<int> picked;
+  for (std::size_t c = 0; c < t.columns.size(); ++c) {
+    if (static_cast<int>(c) == id) continue;
+    if (t.columns[c].type != ColType::F64)
+      invalid(fmt::format("'{}' column '{}' is not a float column", name, t.columns[c].name));
+    scores.metrics.push_back(t.columns[c].name);
+    picked.push_back(static_cast<int>(c));
+  }
+  scores.values.assign(picked.size(), {});
+  for (const Row& r : t.rows) {
+    scores.ids.push_back(std::get<std::string>(r[id]));
+    for (std::size_t m = 0; m < picked.size(); ++m) scores.values[m].push_back(std::get<double>(r[picked[m]]));
+  }
+  if (epoch) {
+    Handle dset = open_dataset(loc, name);
+    if (has_attr(dset.get(), "epoch")) *epoch = read_attr_int(dset.get(), "epoch");
+  }
+  return scores;
+}
+
 void write_root(hid_t file, const RunMeta& meta) {
   write_attr(file, "chestlab_version", std::string(CHESTLAB_VERSION));
   write_attr(file, "experiment", meta.experiment);
@@ -757,6 +827,7 @@ FoldInfo read_fold(hid_t file, int k, LoadWeights load) {
     Handle weights = open_group(fold.get(), "weights");
     for (const std::string& name : link_names(weights.get())) info.weights.push_back(read_weight(weights.get(), name, load));
   }
+  info.per_image = read_per_image(fold.get(), "per_image", &info.per_image_epoch);
   return info;
 }
 
@@ -816,6 +887,7 @@ RunInfo read_open_run(hid_t file, const std::string& path, LoadWeights load) {
     Table t = read_table(file, "test");
     for (const Row& r : t.rows) info.test.push_back({cell_str(t, r, "metric"), cell_f64(t, r, "value")});
   }
+  info.test_per_image = read_per_image(file, "test_per_image", nullptr);
   return info;
 }
 
@@ -1244,6 +1316,13 @@ void RunWriter::set_fold_best(int k, std::int64_t epoch, double value, const std
   });
 }
 
+void RunWriter::set_fold_per_image(int k, std::int64_t epoch, const PerImageScores& scores) {
+  with_path(path_, [&] {
+    Handle fold = open_fold(file_id_, k);
+    write_per_image(fold.get(), "per_image", epoch, scores);
+  });
+}
+
 void RunWriter::write_summary() {
   with_path(path_, [&] {
     std::vector<Row> rows;
@@ -1273,6 +1352,10 @@ void RunWriter::write_test(const std::vector<MetricValue>& values) {
     for (const MetricValue& v : values) rows.push_back({v.metric, v.value});
     replace_table(file_id_, "test", kTestColumns, rows);
   });
+}
+
+void RunWriter::write_test_per_image(const PerImageScores& scores) {
+  with_path(path_, [&] { write_per_image(file_id_, "test_per_image", -1, scores); });
 }
 
 // ---- resume state --------------------------------------------------------------------------

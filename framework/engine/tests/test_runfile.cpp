@@ -647,3 +647,49 @@ TEST_CASE("a damaged run file is refused by its seal before HDF5 reads a byte", 
   CHECK(after.substr(0, 64) != bytes.substr(0, 64));
   CHECK(read_run(path).status == RunStatus::Interrupted);
 }
+
+TEST_CASE("per-image values round-trip, are replaced with the best epoch, and are checked", "[runfile][per_image]") {
+  fs::path dir = test::scratch_dir("runfile_per_image");
+  std::string path = (dir / "r.h5").string();
+  RunFile run = RunFile::create(path, sample_meta(), kConfig, sample_env());
+  run.transaction([](RunWriter& w) { w.begin_fold(0, {"dice", "iou"}, {"a", "b"}, {"c", "d", "e"}); });
+  CHECK(read_run(path).folds[0].per_image.empty());  // none until written
+  CHECK(read_run(path).folds[0].per_image_epoch == -1);
+
+  PerImageScores first{{"c", "d", "e"}, {"dice", "iou"}, {{0.5, 1.0, 0.0}, {1.0 / 3, 1.0, 0.0}}};
+  PerImageScores better{{"e", "c", "d"}, {"dice"}, {{0.25, 0.75, 0.875}}};
+  run.transaction([&](RunWriter& w) { w.set_fold_per_image(0, 0, first); });
+  run.transaction([&](RunWriter& w) { w.set_fold_per_image(0, 3, better); });  // a later best epoch
+  run.transaction([&](RunWriter& w) {
+    w.write_test_per_image(PerImageScores{{"x"}, {"dice"}, {{std::numeric_limits<double>::quiet_NaN()}}});
+  });
+
+  RunInfo info = read_run(path, LoadWeights::No);
+  const PerImageScores& got = info.folds[0].per_image;
+  CHECK(info.folds[0].per_image_epoch == 3);
+  CHECK(got.ids == better.ids);  // evaluation order kept
+  CHECK(got.metrics == better.metrics);
+  REQUIRE(got.column("dice") != nullptr);
+  CHECK(*got.column("dice") == better.values[0]);
+  CHECK(got.column("iou") == nullptr);  // the earlier epoch's columns are gone
+  REQUIRE(info.test_per_image.ids == std::vector<std::string>{"x"});
+  CHECK(std::isnan(info.test_per_image.values.at(0).at(0)));  // a NaN value survives as NaN
+
+  auto error_of = [&](const PerImageScores& scores) {
+    try {
+      run.transaction([&](RunWriter& w) { w.set_fold_per_image(0, 4, scores); });
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(error_of({{"c", "d"}, {"dice"}, {{0.5}}}), Catch::Contains(path) && Catch::Contains("'dice' has 1 values for 2 images"));
+  CHECK_THAT(error_of({{"c"}, {"dice", "dice"}, {{0.5}, {0.5}}}), Catch::Contains("'dice' repeats"));
+  CHECK_THAT(error_of({{"c"}, {"id"}, {{0.5}}}), Catch::Contains("'id' repeats or is 'id'"));
+  CHECK_THAT(error_of({{"c"}, {"dice"}, {}}), Catch::Contains("0 columns for 1 metrics"));
+  CHECK(*read_run(path).folds[0].per_image.column("dice") == better.values[0]);  // a refused edit changes nothing
+
+  run.transaction([](RunWriter& w) { w.set_fold_per_image(0, 5, {}); });  // empty removes
+  CHECK(read_run(path).folds[0].per_image.empty());
+  CHECK(read_run(path).folds[0].per_image_epoch == -1);
+}

@@ -80,6 +80,20 @@ struct Environment {
   std::vector<PluginRecord> plugins;
 };
 
+// Per-image values of one evaluation, for the metrics that offer them (a metric whose value
+// is the mean over images of a per-image score; see docs/writing-a-plugin.md): `ids` in
+// evaluation order, `values[m][i]` the value of `metrics[m]` on image `ids[i]`. Empty when no
+// metric offers them.
+struct PerImageScores {
+  std::vector<std::string> ids;
+  std::vector<std::string> metrics;
+  std::vector<std::vector<double>> values;  // one column per metric, each ids.size() long
+
+  bool empty() const { return metrics.empty(); }
+  // The metric's column; nullptr when it has none.
+  const std::vector<double>* column(const std::string& metric) const;
+};
+
 // One completed epoch. `metrics` follows the fold's metric names (given to begin_fold).
 struct HistoryRow {
   std::int64_t epoch = 0;
@@ -88,6 +102,9 @@ struct HistoryRow {
   double val_loss = 0;
   double seconds = 0;
   std::vector<double> metrics;
+  // This epoch's validation image by image. Not part of the history table: the run file keeps
+  // it for the best epoch only (set_fold_per_image).
+  PerImageScores per_image;
 };
 
 // A parameter or buffer. An empty shape is a scalar (one value).
@@ -138,6 +155,10 @@ struct FoldInfo {
   // Best weights in the order they were first written. Names and shapes are always read;
   // `values` only with LoadWeights::Yes.
   std::vector<NamedArray> weights;
+  // The best epoch's validation image by image (/folds/<k>/per_image); empty when no metric
+  // offered per-image values or the file predates them.
+  PerImageScores per_image;
+  std::int64_t per_image_epoch = -1;
 
   const HistoryRow* row_for_epoch(std::int64_t epoch) const;
   // The metric's value in the best epoch's row; nullopt without a best epoch or metric.
@@ -157,6 +178,7 @@ struct RunInfo {
   std::vector<SummaryRow> summary;  // as stored by the last write_summary(); may be empty
   std::vector<SkippedSample> skipped;
   std::vector<MetricValue> test;  // empty unless a holdout test was written
+  PerImageScores test_per_image;  // the holdout test image by image (/test_per_image), or empty
 
   const FoldInfo* fold(int index) const;  // nullptr when absent
 };
@@ -197,6 +219,11 @@ class RunWriter {
   // weights. Arrays whose name and shape are unchanged are overwritten in place, so the file
   // does not grow with every improvement.
   void set_fold_best(int k, std::int64_t epoch, double value, const std::vector<NamedArray>& weights);
+  // Replaces /folds/<k>/per_image with the values of epoch `epoch`'s validation (written with
+  // set_fold_best, so that they describe the best weights). Empty scores remove it. Throws
+  // std::runtime_error when a column's length differs from ids or a metric name is empty,
+  // repeated or "id".
+  void set_fold_per_image(int k, std::int64_t epoch, const PerImageScores& scores);
   // Replaces the fold's resume state. Parts keep their storage when rewritten (chunked, resized
   // in place), so saving it every epoch does not grow the file.
   void set_fold_resume(int k, const ResumeBlob& blob);
@@ -206,6 +233,8 @@ class RunWriter {
   void add_skipped(const std::string& id, const std::string& file, const std::string& reason);
   // Replaces /test.
   void write_test(const std::vector<MetricValue>& values);
+  // Replaces /test_per_image (checked like set_fold_per_image); empty scores remove it.
+  void write_test_per_image(const PerImageScores& scores);
 
  private:
   friend class RunFile;
