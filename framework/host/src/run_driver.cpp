@@ -48,7 +48,10 @@ class RunRecorder : public FoldObserver {
     const double monitored = row.metrics.at(exp_.monitor_index());
     file_.transaction([&](RunWriter& w) {
       w.append_epoch(fold, row);
-      if (improved) w.set_fold_best(fold, row.epoch, monitored, best);
+      if (improved) {
+        w.set_fold_best(fold, row.epoch, monitored, best);
+        w.set_fold_per_image(fold, row.epoch, row.per_image);
+      }
       w.set_fold_resume(fold, resume);
       for (const auto& s : pending_skipped_) w.add_skipped(s.id, s.file, s.reason);
     });
@@ -253,7 +256,10 @@ class RecordingRun {
     for (std::size_t i = 0; i < test.metrics.size(); ++i)
       values.push_back({experiment_.metric_names()[i], test.metrics[i]});
     values.push_back({"loss", test.val_loss});
-    file_.transaction([&](RunWriter& w) { w.write_test(values); });
+    file_.transaction([&](RunWriter& w) {
+      w.write_test(values);
+      w.write_test_per_image(test.per_image);
+    });
     observer_.on_test_done(plan.fold, TestDone{plan.test.size(), best_epoch, test.metrics});
   }
 

@@ -72,7 +72,7 @@ TrainingSync& single_process() {
 
 FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync)
     : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device),
-      sync_(sync ? sync : &single_process()) {
+      sync_(sync ? sync : &single_process()), per_image_(experiment) {
   seed_torch({config_.seed, static_cast<std::uint64_t>(fold), 0x1u});
   model_ = experiment.make_model();
   model_->to(device_);
@@ -214,6 +214,7 @@ HistoryRow FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::i
   torch::NoGradGuard no_grad;
   BatchLoader loader(experiment_.dataset(), indices, nullptr, loader_options(epoch, false));
   for (auto& m : metrics_) m->reset();
+  per_image_.reset();
   double loss_sum = 0;
   std::int64_t seen = 0;
   while (auto host_batch = loader.next()) {
@@ -228,9 +229,11 @@ HistoryRow FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::i
     if (prediction.image_prob.defined()) prediction.image_prob = prediction.image_prob.to(torch::kCPU);
     for (auto& b : prediction.boxes) b = b.to(torch::kCPU);
     for (auto& m : metrics_) m->update(prediction, *host_batch);
+    per_image_.add(prediction, *host_batch);
   }
   record.val_loss = seen ? loss_sum / static_cast<double>(seen) : std::nan("");
   for (auto& m : metrics_) record.metrics.push_back(m->compute());
+  record.per_image = per_image_.scores();
   return record;
 }
 
@@ -287,6 +290,7 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
       record.epoch = epoch;
       record.val_loss = validation.val_loss;
       record.metrics = validation.metrics;
+      record.per_image = validation.per_image;  // rank 0's alone in a distributed run; only it records
       record.seconds = seconds_since(t0);
       const double monitored = record.metrics.at(monitor);
       const bool improved = improves(monitored, result.best_value, maximize, result.best_epoch >= 0);

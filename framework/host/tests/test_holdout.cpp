@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -138,6 +140,35 @@ TEST_CASE("holdout in file order: 60/20/20 slices and /test from the best weight
                       &csv) == 0);
   CHECK_THAT(csv, Catch::Contains(",test\n") &&
                       Catch::Contains(fmt::format("{}", test_value(run, "pixel_accuracy")).substr(0, 6)));
+}
+
+double mean_of(const std::vector<double>& values) {
+  double sum = 0;
+  for (double v : values) sum += v;
+  return values.empty() ? std::nan("") : sum / static_cast<double>(values.size());
+}
+
+TEST_CASE("per-image values: the best epoch's validation and the test part, image by image", "[holdout][per_image]") {
+  const fs::path dir = scratch_dir("holdout_per_image");
+  const RunInfo run = read_run(run_once(write_toml(dir), dir / "out", "").string(), LoadWeights::No);
+  REQUIRE(run.folds.size() == 1);
+  const FoldInfo& fold = run.folds[0];
+  // mean_iou declares per-image values; pixel_accuracy (pooled over pixels) does not.
+  const PerImageScores& val = fold.per_image;
+  CHECK(val.metrics == std::vector<std::string>{"mean_iou"});
+  CHECK(val.ids == fold.val_ids);  // in evaluation order: the split's
+  CHECK(fold.per_image_epoch == fold.best_epoch);
+  // Each value is the image scored alone, so their mean is the metric of the best epoch.
+  const double best_iou = fold.history.at(static_cast<std::size_t>(fold.best_epoch)).metrics.at(0);
+  CHECK(mean_of(*val.column("mean_iou")) == Approx(best_iou).epsilon(1e-12));
+  const PerImageScores& test = run.test_per_image;
+  CHECK(test.ids == ids(16, 20));
+  REQUIRE(test.column("mean_iou") != nullptr);
+  CHECK(mean_of(*test.column("mean_iou")) == Approx(test_value(run, "mean_iou")).epsilon(1e-12));
+  CHECK(test.column("pixel_accuracy") == nullptr);
+  // The values differ between images (a constant column would mean the slicing is wrong).
+  const auto [lo, hi] = std::minmax_element(test.column("mean_iou")->begin(), test.column("mean_iou")->end());
+  CHECK(*lo < *hi);
 }
 
 TEST_CASE("holdout shuffled with the seed: reproducible, and another seed splits differently", "[holdout][e2e]") {

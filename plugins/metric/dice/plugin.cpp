@@ -26,6 +26,9 @@ ComponentInfo dice_info() {
   };
   info.accepts = {OutputKind::Mask};
   info.higher_is_better = true;
+  // The mean over images of each image's own score: the host can score images one by one
+  // (per-image values in the run file, compare --per-image, the report).
+  info.tags["per_image"] = "mean";
   info.tags["source"] = "Dice 1945, Sorensen 1948; the per-image mean, as in mean_iou";
   return info;
 }

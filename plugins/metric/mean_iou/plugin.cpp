@@ -24,6 +24,9 @@ ComponentInfo mean_iou_info() {
           .range(0.0, 1.0),
   };
   info.accepts = {OutputKind::Mask};
+  // The mean over images of each image's own score: the host can score images one by one
+  // (per-image values in the run file, compare --per-image, the report).
+  info.tags["per_image"] = "mean";
   info.higher_is_better = true;
   return info;
 }

@@ -15,6 +15,7 @@
 #include "chestlab/engine/runfile.h"
 #include "chestlab/host/experiment.h"
 #include "chestlab/host/loader.h"
+#include "chestlab/host/per_image.h"
 
 namespace chestlab {
 
@@ -128,6 +129,7 @@ class FoldTrainer {
   std::shared_ptr<Loss> loss_;
   std::shared_ptr<Scheduler> scheduler_;
   std::vector<std::shared_ptr<Metric>> metrics_;
+  PerImageScorer per_image_;  // HistoryRow::per_image of each evaluation
   FoldObserver* observer_ = nullptr;
   std::vector<SkippedSample> skipped_;
 };
