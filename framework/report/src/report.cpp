@@ -282,6 +282,76 @@ std::string curves_html(const RunInfo& run, bool all_metrics) {
   return out + "</div>\n";
 }
 
+// Per-image values (the metrics that offer them): a line of numbers per metric and part, a
+// histogram of each metric's validation values over the finished folds, and the worst images.
+// Nothing for a run without them.
+std::string per_image_html(const RunInfo& run, const ReportOptions& options) {
+  const std::vector<PerImageSummary> summaries = summarize_per_image(run, std::max(0, options.worst_images));
+  if (summaries.empty()) return "";
+  std::string out =
+      "<h3>Per-image values (each fold's best epoch, finished folds)</h3>\n<table class=\"per-image\">\n"
+      "<tr><th>metric</th><th>part</th><th>images</th><th>mean</th><th>median</th><th>min</th><th>max</th>"
+      "<th>= 1</th><th>= 0</th></tr>\n";
+  auto part_text = [](const PerImageSummary& s) {
+    if (s.part == PerImagePart::Test) return std::string("test");
+    std::string folds;
+    for (int k : s.folds) folds += (folds.empty() ? "" : ", ") + std::to_string(k);
+    return folds.empty() ? std::string("validation (no finished fold)") : "validation, folds " + folds;
+  };
+  for (const PerImageSummary& s : summaries) {
+    const bool any = s.n > 0;
+    out += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+        "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>\n",
+        html_escape(s.metric), html_escape(part_text(s)), s.n, any ? number(s.mean) : "-", any ? number(s.median) : "-",
+        any ? number(s.min) : "-", any ? number(s.max) : "-",
+        any ? fmt::format("{:.1f}%", 100 * s.share_one) : "-", any ? fmt::format("{:.1f}%", 100 * s.share_zero) : "-");
+  }
+  out += "</table>\n";
+  for (const PerImageSummary& s : summaries) {
+    std::string notes;
+    if (!s.unfinished_folds.empty()) {
+      std::string folds;
+      for (int k : s.unfinished_folds) folds += (folds.empty() ? "" : ", ") + std::to_string(k);
+      notes += fmt::format("{}: fold(s) {} not finished, left out. ", html_escape(s.metric), folds);
+    }
+    if (s.non_finite > 0)
+      notes += fmt::format("{} ({}): {} value(s) not finite, left out. ", html_escape(s.metric),
+                           to_string(s.part), s.non_finite);
+    if (!notes.empty()) out += "<p class=\"sub\">" + notes + "</p>\n";
+  }
+  // Histograms of the validation values; [0, 1] when the values lie there (IoU, Dice).
+  std::string charts;
+  for (const PerImageSummary& s : summaries) {
+    if (s.part != PerImagePart::Validation || s.n == 0) continue;
+    plot::Histogram h;
+    h.title = fmt::format("{} per image (validation, {} images)", s.metric, s.n);
+    h.x_label = s.metric;
+    h.y_label = "images";
+    h.values = s.values;
+    h.bins = 20;
+    if (s.min >= 0 && s.max <= 1) h.bin_range = plot::Range{0, 1};
+    const std::string svg = plot::render_chart(h, plot::ImageFormat::Svg, {800, 450});
+    charts += fmt::format("<img class=\"per-image-histogram\" alt=\"{} per image of {}\" "
+                          "src=\"data:image/svg+xml;base64,{}\">\n",
+                          html_escape(s.metric), html_escape(run.meta.run_id), base64_encode(svg));
+  }
+  if (!charts.empty()) out += "<div class=\"curves\">\n" + charts + "</div>\n";
+  for (const PerImageSummary& s : summaries) {
+    if (s.worst.empty()) continue;
+    out += fmt::format("<h4>Worst {} images by {} ({}; {} is better)</h4>\n<table class=\"worst\">\n"
+                       "<tr><th>fold</th><th>id</th><th>{}</th></tr>\n",
+                       s.worst.size(), html_escape(s.metric), to_string(s.part), s.maximize ? "higher" : "lower",
+                       html_escape(s.metric));
+    for (const PerImageValue& w : s.worst)
+      out += fmt::format("<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>\n",
+                         w.fold < 0 ? std::string("test") : std::to_string(w.fold), html_escape(w.id),
+                         number(w.value));
+    out += "</table>\n";
+  }
+  return out;
+}
+
 std::string run_html(const RunInfo& run, std::size_t index, const ReportOptions& options) {
   std::string out = fmt::format("<section id=\"{}\">\n<h2>{} / {}</h2>\n", anchor(index), html_escape(run.meta.experiment),
                                 html_escape(run.meta.run_id));
@@ -304,6 +374,7 @@ std::string run_html(const RunInfo& run, std::size_t index, const ReportOptions&
   out += "<h3>Folds (values at each fold's best epoch)</h3>\n" + folds_html(run);
   out += test_html(run);
   out += "<h3>Learning curves</h3>\n" + curves_html(run, options.all_metrics);
+  out += per_image_html(run, options);
   return out + "</section>\n";
 }
 

@@ -1,7 +1,8 @@
 // `chestlab report`: one self-contained HTML page over run files (no external resources:
 // styles inline, learning curves as SVG data URIs). For every run: experiment and run id,
 // a configuration summary, a per-fold table of best-epoch values with mean ± std (from
-// compare.h's table), holdout test values, and the learning curves (curves.h). Torch-free.
+// compare.h's table), holdout test values, the learning curves (curves.h), and where the run
+// file has per-image values a histogram per metric and the worst images. Torch-free.
 #pragma once
 
 #include <map>
@@ -18,6 +19,9 @@ struct ReportOptions {
   std::string source;                 // shown under the title, e.g. the results folder
   std::vector<std::string> problems;  // files skipped while collecting runs, shown in a note
   bool all_metrics = false;           // a curve per metric, not only the monitor's
+  // Runs with per-image values (compare.h's summarize_per_image): per metric a histogram of
+  // the validation values over the finished folds, and a table of this many worst images.
+  int worst_images = 5;
 
   // What the lock files say (live.h): run files (paths) whose status is "running" while no
   // process holds their lock, e.g. a run killed with kill -9. Shown as such; they do not keep
