@@ -7,6 +7,7 @@
 #include <set>
 
 #include "chestlab/errors.h"
+#include "text_grid.h"
 
 namespace chestlab {
 
@@ -81,7 +82,11 @@ bool any_marked(const CompareTable& table) {
   return false;
 }
 
-using Grid = std::vector<std::vector<std::string>>;
+using text::Grid;
+using text::csv_field;
+using text::join;
+using text::markdown_escape;
+using text::render_aligned;
 
 // Header and one line per run: run, status, fold 0.., mean ± std[, test].
 Grid block_grid(const CompareTable& table, const CompareBlock& block) {
@@ -105,35 +110,6 @@ Grid block_grid(const CompareTable& table, const CompareBlock& block) {
   return grid;
 }
 
-// Terminal columns of UTF-8 text ("±" is two bytes, one column).
-std::size_t display_width(const std::string& text) {
-  return static_cast<std::size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-std::string pad(const std::string& text, std::size_t width, bool right) {
-  std::string fill(width - std::min(width, display_width(text)), ' ');
-  return right ? fill + text : text + fill;
-}
-
-// Run, parameters and status left-aligned, numbers right-aligned.
-std::string render_aligned(const Grid& grid, std::size_t left_columns) {
-  std::vector<std::size_t> widths(grid.front().size(), 0);
-  for (const auto& line : grid)
-    for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], display_width(line[i]));
-  std::string out;
-  for (const auto& line : grid) {
-    std::string text;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      if (i > 0) text += "  ";
-      text += pad(line[i], widths[i], i >= left_columns);
-    }
-    while (!text.empty() && text.back() == ' ') text.pop_back();
-    out += text + "\n";
-  }
-  return out;
-}
-
 std::string render_table(const CompareTable& table) {
   std::string out;
   for (std::size_t b = 0; b < table.blocks.size(); ++b) {
@@ -145,47 +121,14 @@ std::string render_table(const CompareTable& table) {
   return out;
 }
 
-std::string markdown_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|' || c == '*' || c == '_') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 std::string render_markdown(const CompareTable& table) {
   std::string out;
   for (std::size_t b = 0; b < table.blocks.size(); ++b) {
     if (b > 0) out += "\n";
     out += "### " + markdown_escape(table.blocks[b].metric) + "\n\n";
-    Grid grid = block_grid(table, table.blocks[b]);
-    for (std::size_t r = 0; r < grid.size(); ++r) {
-      std::string line = "|";
-      for (const std::string& cell : grid[r]) line += " " + markdown_escape(cell) + " |";
-      out += line + "\n";
-      if (r == 0) {
-        std::string rule = "|";
-        for (std::size_t i = 0; i < grid[r].size(); ++i)
-          rule += i < 2 + table.param_columns.size() ? " :--- |" : " ---: |";
-        out += rule + "\n";
-      }
-    }
+    out += text::render_markdown(block_grid(table, table.blocks[b]), 2 + table.param_columns.size());
   }
   if (any_marked(table)) out += "\n\\" + std::string(kLegend) + "\n";
-  return out;
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-std::string join(const std::vector<std::string>& parts, const char* separator) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? separator : "") + parts[i];
   return out;
 }
 

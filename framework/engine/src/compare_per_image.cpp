@@ -10,6 +10,7 @@
 
 #include "chestlab/engine/compare.h"
 #include "chestlab/errors.h"
+#include "text_grid.h"
 
 namespace chestlab {
 
@@ -17,17 +18,16 @@ std::string to_string(PerImagePart part) { return part == PerImagePart::Test ? "
 
 namespace {
 
+using text::csv_field;
+using text::Grid;
+using text::join;
+using text::markdown_escape;
+
 std::string run_name(const RunInfo& run) { return run.meta.experiment + "/" + run.meta.run_id; }
 
 std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : "-"; }
 std::string signed_number(double v) { return std::isfinite(v) ? fmt::format("{:+.4f}", v) : "-"; }
 std::string percent(double share) { return fmt::format("{:.1f}%", 100 * share); }
-
-std::string join(const std::vector<std::string>& parts, const char* separator) {
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? separator : "") + parts[i];
-  return out;
-}
 
 std::string join_folds(const std::vector<int>& folds, const char* separator = ", ") {
   std::vector<std::string> parts;
@@ -45,67 +45,8 @@ bool has_any(const RunInfo& run, const std::string& metric, PerImagePart part) {
                      [&](const FoldInfo& f) { return has_column(f.per_image, metric); });
 }
 
-// ---- rendering helpers (as compare.cpp's) ----
-
-using Grid = std::vector<std::vector<std::string>>;
-
-std::size_t display_width(const std::string& text) {
-  return static_cast<std::size_t>(
-      std::count_if(text.begin(), text.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
-}
-
-// First `left` columns left-aligned, the others right-aligned.
-std::string render_aligned(const Grid& grid, std::size_t left) {
-  std::vector<std::size_t> widths(grid.front().size(), 0);
-  for (const auto& line : grid)
-    for (std::size_t i = 0; i < line.size(); ++i) widths[i] = std::max(widths[i], display_width(line[i]));
-  std::string out;
-  for (const auto& line : grid) {
-    std::string text;
-    for (std::size_t i = 0; i < line.size(); ++i) {
-      if (i > 0) text += "  ";
-      const std::string fill(widths[i] - std::min(widths[i], display_width(line[i])), ' ');
-      text += i >= left ? fill + line[i] : line[i] + fill;
-    }
-    while (!text.empty() && text.back() == ' ') text.pop_back();
-    out += text + "\n";
-  }
-  return out;
-}
-
-std::string markdown_escape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '|' || c == '*' || c == '_') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
-std::string render_markdown_grid(const Grid& grid, std::size_t left) {
-  std::string out;
-  for (std::size_t r = 0; r < grid.size(); ++r) {
-    std::string line = "|";
-    for (const std::string& cell : grid[r]) line += " " + markdown_escape(cell) + " |";
-    out += line + "\n";
-    if (r == 0) {
-      std::string rule = "|";
-      for (std::size_t i = 0; i < grid[r].size(); ++i) rule += i < left ? " :--- |" : " ---: |";
-      out += rule + "\n";
-    }
-  }
-  return out;
-}
-
 std::string render_grid(const Grid& grid, std::size_t left, CompareFormat format) {
-  return format == CompareFormat::Markdown ? render_markdown_grid(grid, left) : render_aligned(grid, left);
-}
-
-std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  std::string out = "\"";
-  for (char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
+  return format == CompareFormat::Markdown ? text::render_markdown(grid, left) : text::render_aligned(grid, left);
 }
 
 std::string direction_text(bool maximize) { return maximize ? "higher is better" : "lower is better"; }
