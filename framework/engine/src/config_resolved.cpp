@@ -7,7 +7,9 @@
 #include <stdexcept>
 
 #include "chestlab/engine/config.h"
+#include "chestlab/engine/split_file.h"
 #include "chestlab/hash.h"
+#include "chestlab/paths.h"
 
 namespace chestlab {
 
@@ -104,11 +106,21 @@ void write_metrics(TomlWriter& w, const std::vector<MetricConfig>& metrics) {
   }
 }
 
-// Keys that change only what is written beside a run (event files), never what it computes:
-// in the resolved file, left out of the text the hash is taken of.
-enum class OutputOnly { Write, Leave };
+// The resolved file, or the text the hash is taken of. The hash text leaves out the keys that
+// change only what is written beside a run (event files), never what it computes, and the
+// keys added after run ids existed wherever they hold their default (the seeds equal to the
+// experiment seed, no split file), so that the files written before keep their ids.
+enum class Purpose { Resolved, Hash };
 
-void write_train(TomlWriter& w, const TrainConfig& t, OutputOnly output_only) {
+// A seed that follows the experiment seed unless set: always written in the resolved file
+// (it records which seed made the folds, for resume and rerun), only when it differs in the
+// hash text.
+void write_seed(TomlWriter& w, std::uint64_t seed, std::uint64_t experiment_seed, Purpose purpose) {
+  if (purpose == Purpose::Resolved || seed != experiment_seed) w.key("seed", static_cast<std::int64_t>(seed));
+}
+
+void write_train(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
+  const TrainConfig& t = c.train;
   w.header("[train]");
   w.key("epochs", t.epochs);
   w.key("batch_size", t.batch_size);
@@ -119,17 +131,26 @@ void write_train(TomlWriter& w, const TrainConfig& t, OutputOnly output_only) {
   w.key("grad_clip", t.grad_clip);
   w.key("early_stopping", t.early_stopping);
   w.key("deterministic", t.deterministic);
-  if (output_only == OutputOnly::Write) {
+  if (purpose == Purpose::Resolved) {
     w.key("tensorboard", t.tensorboard);
     w.key("tensorboard_every", t.tensorboard_every);
   }
+  write_seed(w, c.training_seed(), c.seed, purpose);
 }
 
-void write_cv(TomlWriter& w, const CvConfig& cv) {
+void write_cv(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
+  const CvConfig& cv = c.cv;
   w.header("[cv]");
   w.key("mode", cv.mode);
   w.key("folds", cv.folds);
   w.key("stratify", cv.stratify);
+  write_seed(w, c.fold_seed(), c.seed, purpose);
+  // The hash names the split a file makes, not where the file is: an edited file gives new
+  // run ids (a sweep does not skip runs trained on the old folds); a moved one keeps them.
+  if (purpose == Purpose::Resolved)
+    w.key("splits", cv.splits);
+  else if (!cv.splits.empty())
+    w.key("splits", "split " + split_file_digest(c.splits_path()));
   w.key("run_folds", cv.run_folds);
   w.key("holdout", cv.holdout);
   w.key("holdout_order", cv.holdout_order);
@@ -147,7 +168,7 @@ const MetricConfig& ExperimentConfig::monitor() const {
 
 namespace {
 
-std::string resolved_text(const ExperimentConfig& c, OutputOnly output_only) {
+std::string resolved_text(const ExperimentConfig& c, Purpose purpose) {
   TomlWriter w;
   write_experiment(w, c);
   write_dataset(w, c);
@@ -156,8 +177,8 @@ std::string resolved_text(const ExperimentConfig& c, OutputOnly output_only) {
   write_optimizer(w, c.optimizer);
   write_scheduler(w, c);
   write_metrics(w, c.metrics);
-  write_train(w, c.train, output_only);
-  write_cv(w, c.cv);
+  write_train(w, c, purpose);
+  write_cv(w, c, purpose);
   return w.text();
 }
 
@@ -173,8 +194,10 @@ bool is_output_only_key(const std::string& path) {
   return std::find(keys.begin(), keys.end(), path) != keys.end();
 }
 
-std::string ExperimentConfig::resolved_toml() const { return resolved_text(*this, OutputOnly::Write); }
+std::string ExperimentConfig::resolved_toml() const { return resolved_text(*this, Purpose::Resolved); }
 
-std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_text(*this, OutputOnly::Leave)), 12); }
+std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_text(*this, Purpose::Hash)), 12); }
+
+std::string ExperimentConfig::splits_path() const { return resolve_path(cv.splits, base_dir); }
 
 }  // namespace chestlab

@@ -10,7 +10,10 @@ const Schema& experiment_section_schema() {
   static const Schema schema = {
       param_required("name", ParamType::String,
                      "name of the experiment and of its results folder; letters, digits, '_', '.' and '-'"),
-      param_int("seed", 42, "seed of every random choice (folds, shuffling, augmentation, weights)").at_least(0),
+      param_int("seed", 42,
+                "seed of every random choice: the dataset's (synthetic data), and of the folds and the training "
+                "unless [cv] seed or [train] seed says otherwise")
+          .at_least(0),
       param_string("output", "results", "folder the runs are written under, relative to the working directory"),
   };
   return schema;
@@ -110,6 +113,10 @@ const Schema& train_schema() {
       param_int("tensorboard_every", 10,
                 "with tensorboard: the running training loss every this many batches; 0 = per-epoch events only")
           .at_least(0),
+      param_int("seed", 42,
+                "seed of the training: weight initialisation, sample order, augmentation; default: [experiment] "
+                "seed. A sweep may vary it, the folds staying as they are")
+          .at_least(0),
   };
   return schema;
 }
@@ -120,6 +127,11 @@ const Schema& cv_schema() {
           .one_of({"kfold", "holdout"}),
       param_int("folds", 5, "kfold: number of folds").at_least(2),
       param_bool("stratify", true, "keep the class balance of the dataset in every fold/split"),
+      param_int("seed", 42, "seed of the fold assignment (and of holdout_order = \"random\"); default: [experiment] seed")
+          .at_least(0),
+      param_string("splits", "",
+                   "a split file (CSV, as `chestlab splits` writes) giving every sample's fold or holdout part, "
+                   "checked against the dataset; relative to the experiment file; \"\" = folds from the seed"),
       param_ints("run_folds", {}, "kfold: run only these folds (each < folds); empty = all").at_least(0),
       param_floats("holdout", {0.6, 0.2, 0.2}, "holdout: train, validation and test fractions, summing to 1")
           .range(0, 1),

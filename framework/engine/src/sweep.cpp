@@ -146,11 +146,14 @@ class SweepReader {
     }
     const std::string section = leaf.path.substr(0, dot);
     if (std::find(kFixedSections.begin(), kFixedSections.end(), section) != kFixedSections.end()) {
+      // The training seed has a key of its own so that it can be swept with the folds fixed.
+      const bool a_seed = leaf.path == "experiment.seed" || leaf.path == "cv.seed";
       diag_.error(leaf.key_where, key_path,
                   fmt::format("[{}] cannot be swept: every run of a sweep shares the experiment's name, seed and "
-                              "folds, so that fold k holds the same patients in every run (sweep a copy of the "
-                              "file instead)",
-                              section));
+                              "folds, so that fold k holds the same patients in every run ({})",
+                              section,
+                              a_seed ? "to vary the training's randomness with the folds fixed, sweep \"train.seed\""
+                                     : "sweep a copy of the file instead"));
       return false;
     }
     if (is_output_only_key(leaf.path)) {

@@ -669,6 +669,25 @@ TEST_CASE("config: very long names and devices are refused, not a stack overflow
   for (const char* bad : {"a b", "a/b", "é"}) CHECK_THAT(error_of("[experiment]\nname = \"" + std::string(bad) + "\"\n" + kDataset + kModel + kLoss + kMetrics), Contains("experiment.name"));
 }
 
+namespace {
+
+// The text hash() was taken of before [cv] seed, [train] seed and [cv] splits existed: the
+// resolved file without those keys and without the output-only keys.
+std::string text_before_the_new_keys(const ExperimentConfig& config) {
+  std::istringstream lines(config.resolved_toml());
+  std::string section, out;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line.front() == '[') section = line;
+    const bool new_key = (section == "[train]" || section == "[cv]") && line.rfind("seed = ", 0) == 0;
+    const bool output_only = line.rfind("tensorboard", 0) == 0;
+    if (new_key || output_only || (section == "[cv]" && line == "splits = \"\"")) continue;
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("config: train.tensorboard keys are recorded but are not part of the hash", "[config][resolved][tensorboard]") {
   const ExperimentConfig plain = parse(kValid);
   CHECK_FALSE(plain.train.tensorboard);
@@ -684,14 +703,83 @@ TEST_CASE("config: train.tensorboard keys are recorded but are not part of the h
   const ExperimentConfig again = parse(on.resolved_toml());
   CHECK(again.train.tensorboard);
   CHECK(again.train.tensorboard_every == 3);
-  // The hash is that of the resolved text without the output-only lines: what it was before
-  // these keys existed, so files that do not set them keep their hashes.
-  std::string without = plain.resolved_toml();
-  without.erase(without.find("tensorboard = false\n"), std::string("tensorboard = false\ntensorboard_every = 10\n").size());
-  CHECK(plain.hash() == to_hex(fnv1a64(without), 12));
+  // The hash is that of the resolved text without the output-only lines (nor the seeds that
+  // follow the experiment seed): what it was before these keys existed, so files that do not
+  // set them keep their hashes.
+  CHECK(plain.hash() == to_hex(fnv1a64(text_before_the_new_keys(plain)), 12));
   CHECK(is_output_only_key("train.tensorboard"));
   CHECK_FALSE(is_output_only_key("train.epochs"));
   // Checked like every key, at its position.
   CHECK(error_of(kValid + "[train]\ntensorboard_every = -1\n") ==
         "x.toml:13:21: train.tensorboard_every: expected integer >= 0, got -1");
+}
+
+// ---- [cv] seed, [train] seed, [cv] splits ------------------------------------------------
+
+TEST_CASE("config: [cv] seed and [train] seed follow the experiment seed unless set", "[config][seeds]") {
+  const ExperimentConfig plain = parse(kValid);
+  CHECK(plain.seed == 42);
+  CHECK(plain.fold_seed() == 42);
+  CHECK(plain.training_seed() == 42);
+  // --set experiment.seed moves both while neither is set...
+  const ExperimentConfig moved = parse(kValid, {"experiment.seed=9"});
+  CHECK(moved.fold_seed() == 9);
+  CHECK(moved.training_seed() == 9);
+  // ...and only the unset one when one is.
+  const ExperimentConfig pinned = parse(kValid + "[cv]\nseed = 5\n", {"experiment.seed=9", "train.seed=11"});
+  CHECK(pinned.fold_seed() == 5);
+  CHECK(pinned.training_seed() == 11);
+  CHECK(pinned.seed == 9);
+
+  // The resolved file says which seed made the folds and which trained, so that resume and
+  // rerun use them whatever the experiment seed.
+  const std::string resolved = pinned.resolved_toml();
+  CHECK_THAT(resolved, Contains("[cv]\nmode = \"kfold\"\nfolds = 5\nstratify = true\nseed = 5\nsplits = \"\"\n"));
+  CHECK_THAT(resolved, Contains("tensorboard_every = 10\nseed = 11\n"));
+  const ExperimentConfig again = parse(resolved);
+  CHECK(again.fold_seed() == 5);
+  CHECK(again.training_seed() == 11);
+  CHECK(again.hash() == pinned.hash());
+  CHECK_THAT(error_of(kValid + "[cv]\nseed = -1\n"), Contains("cv.seed: expected integer >= 0, got -1"));
+}
+
+TEST_CASE("config: files that set neither seed nor splits keep the hash they had", "[config][seeds]") {
+  // The hash text is the one of before: the run ids of existing runs and sweeps stand.
+  for (const std::string& text : {kValid, kValid + "[cv]\nfolds = 3\n[train]\nepochs = 2\n",
+                                  kExperiment + "seed = 7\n" + kDataset + kModel + kLoss + kMetrics}) {
+    const ExperimentConfig config = parse(text);
+    CHECK(config.hash() == to_hex(fnv1a64(text_before_the_new_keys(config)), 12));
+  }
+  // A seed set to the experiment seed changes nothing, so neither does its hash; another does.
+  const std::string base = parse(kValid).hash();
+  CHECK(parse(kValid + "[cv]\nseed = 42\n[train]\nseed = 42\n").hash() == base);
+  CHECK(parse(kValid, {"cv.seed=43"}).hash() != base);
+  CHECK(parse(kValid, {"train.seed=43"}).hash() != base);
+  CHECK(parse(kValid, {"cv.seed=43"}).hash() != parse(kValid, {"train.seed=43"}).hash());
+  // The recorded form of an old file (both seeds written out) hashes as the old file did.
+  CHECK(parse(parse(kValid).resolved_toml()).hash() == base);
+}
+
+TEST_CASE("config: [cv] splits resolves against the file's folder and enters the hash by content",
+          "[config][seeds][split_file]") {
+  const std::filesystem::path dir = test::scratch_dir("config_splits");
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name, std::ios::binary) << text;
+  };
+  write("a.csv", "id,fold\nx,0\ny,1\n");
+  write("b.csv", "fold,id\n1,y\n0,x\n");  // the same split
+  write("c.csv", "id,fold\nx,1\ny,0\n");  // another
+  const auto at = [&](const std::string& splits) {
+    return parse_experiment(kValid + "[cv]\nsplits = \"" + splits + "\"\n", "x.toml", dir.string(), {}, catalog());
+  };
+  CHECK(at("a.csv").splits_path() == (dir / "a.csv").string());
+  CHECK(at((dir / "a.csv").string()).splits_path() == (dir / "a.csv").string());
+  CHECK(parse(kValid).splits_path().empty());
+  CHECK(at("a.csv").hash() == at("b.csv").hash());
+  CHECK(at("a.csv").hash() != at("c.csv").hash());
+  CHECK(at("a.csv").hash() != parse(kValid).hash());
+  CHECK_THAT(at("a.csv").resolved_toml(), Contains("splits = \"a.csv\"\n"));
+  // Reading the config does not need the file (predict re-reads recorded configs); the hash does.
+  const ExperimentConfig gone = at("gone.csv");
+  CHECK_THROWS_AS(gone.hash(), DataError);
 }

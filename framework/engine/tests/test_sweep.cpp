@@ -375,3 +375,21 @@ TEST_CASE("train.tensorboard is not part of run ids and cannot be swept", "[swee
     CHECK_THAT(e.what(), Contains("train.tensorboard cannot be swept"));
   }
 }
+
+TEST_CASE("train.seed can be swept with the folds fixed; the fold seeds cannot", "[sweep][seeds]") {
+  const SweepPlan plan = expand("[sweep]\ngrid = { \"train.seed\" = [3, 4, 5] }\n");
+  REQUIRE(plan.points.size() == 3);
+  std::set<std::uint64_t> training_seeds;
+  for (const SweepPoint& p : plan.points) {
+    CHECK(p.config.fold_seed() == 3);  // every run on the folds of the experiment seed
+    training_seeds.insert(p.config.training_seed());
+  }
+  CHECK(training_seeds == std::set<std::uint64_t>{3, 4, 5});
+  CHECK(ids(plan).size() == 3);
+  // train.seed = the experiment seed is the unswept experiment: the same run id.
+  CHECK(ids(plan).count(expand("").points.front().run_id) == 1);
+  CHECK_THROWS_WITH(expand("[sweep]\ngrid = { \"experiment.seed\" = [1, 2] }\n"),
+                    Contains("[experiment] cannot be swept") && Contains("sweep \"train.seed\""));
+  CHECK_THROWS_WITH(expand("[sweep]\ngrid = { \"cv.seed\" = [1, 2] }\n"),
+                    Contains("[cv] cannot be swept") && Contains("sweep \"train.seed\""));
+}

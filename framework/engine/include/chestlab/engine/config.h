@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,9 @@ struct TrainConfig {
   double grad_clip = 0;       // 0 = off
   std::int64_t early_stopping = 0;  // epochs of patience; 0 = off
   bool deterministic = true;
+  // [train] seed: the training's randomness (weight initialisation, sample order,
+  // augmentation); unset = the experiment seed. See ExperimentConfig::training_seed().
+  std::optional<std::uint64_t> seed;
   // TensorBoard event files (docs/tensorboard.md). Output only: not part of hash().
   bool tensorboard = false;
   std::int64_t tensorboard_every = 10;  // batches between per-batch events; 0 = epochs only
@@ -77,6 +81,12 @@ struct CvConfig {
   std::string mode;  // kfold | holdout
   std::int64_t folds = 5;
   bool stratify = true;
+  // [cv] seed: the fold assignment (and a random holdout order); unset = the experiment seed.
+  // See ExperimentConfig::fold_seed().
+  std::optional<std::uint64_t> seed;
+  // [cv] splits: a split file (engine/split_file.h) as written, relative to base_dir; "" = the
+  // folds come from the seed.
+  std::string splits;
   std::vector<std::int64_t> run_folds;  // empty = all folds
   std::vector<double> holdout;          // train, validation, test fractions
   std::string holdout_order;            // file | random
@@ -107,6 +117,12 @@ struct ExperimentConfig {
   CvConfig cv;
 
   const MetricConfig& monitor() const;
+  // [experiment] seed is the root: it seeds the dataset (synthetic data derives from it) and
+  // is the default of both seeds below, so a file that sets neither behaves as one seed did.
+  std::uint64_t fold_seed() const { return cv.seed.value_or(seed); }
+  std::uint64_t training_seed() const { return train.seed.value_or(seed); }
+  // [cv] splits resolved against base_dir; "" when unset.
+  std::string splits_path() const;
   // Canonical TOML: every section and key, defaults filled, fixed order (host keys in
   // schema order, then plugin parameters alphabetically). Location-free: source_file and
   // base_dir are not part of it, so the same experiment hashes the same wherever it lives.
@@ -114,6 +130,10 @@ struct ExperimentConfig {
   // 12 hex digits of FNV-1a 64 of resolved_toml() without the output-only keys
   // (train.tensorboard, train.tensorboard_every): they change what is written beside a run,
   // never what it computes, and leave the hashes of files that do not set them as they were.
+  // Likewise [cv] seed and [train] seed are left out when they equal the experiment seed and
+  // [cv] splits when unset, so files written before they existed keep their hashes (and run
+  // ids). A split file enters by its content (split_file_digest), not its name: this reads the
+  // file, and throws DataError when it cannot be read or parsed.
   std::string hash() const;
 };
 
