@@ -28,6 +28,7 @@
 
 #include "chestlab/engine/config.h"
 #include "chestlab/engine/runfile.h"
+#include "chestlab/engine/split_file.h"
 #include "chestlab/errors.h"
 #include "chestlab/imaging/dicom.h"
 #include "chestlab/rsna/labels.h"
@@ -807,6 +808,35 @@ std::vector<Target> make_targets(const Environment& env, const std::vector<std::
             for (const auto& b : row.boxes)
               if (!std::isfinite(b.score) || !std::isfinite(b.box.w) || b.box.w < 0 || b.box.h < 0)
                 return crash("read, but a box of '" + row.patient_id + "' is not finite or has a negative size");
+          return read_ok();
+        });
+      };
+      targets.push_back(std::move(t));
+    }
+    {
+      // A split file ([cv] splits) for 12 samples of 5 patients in 3 folds, as `chestlab splits`
+      // writes it and as another tool might (other column order, CRLF, a byte-order mark).
+      std::vector<SplitSample> samples;
+      for (int i = 0; i < 12; ++i)
+        samples.push_back({"img-" + std::to_string(i), "patient-" + std::to_string(i % 5), i % 3 == 0 ? 1 : 0});
+      const std::vector<int> folds = {0, 1, 2, 2, 1, 0, 1, 2, 2, 1, 0, 1};  // patient i % 5 -> one fold
+      const std::string ours = format_split_file(samples, folds, SplitMode::KFold);
+      std::string theirs = "\xEF\xBB\xBF" "fold,note,id\r\n";
+      for (std::size_t i = samples.size(); i-- > 0;)
+        theirs += std::to_string(folds[i]) + ",\"a, note\"," + samples[i].id + "\r\n";
+      Target t{"csv-splits", "csv", ".csv", 20, text_seeds({{"chestlab", ours}, {"other-tool", theirs}}), nullptr,
+               true};
+      t.read = [samples](const std::string& path, std::uint64_t) {
+        return expect_data_errors(path, {}, [&] {
+          const std::vector<int> assignment = read_split_file(path, samples, SplitMode::KFold, 3);
+          split_file_digest(path);
+          // Read means checked: every sample in a fold, every patient in one.
+          std::map<std::string, int> fold_of_patient;
+          for (std::size_t i = 0; i < samples.size(); ++i) {
+            if (assignment[i] < 0 || assignment[i] > 2) return crash("read, but a sample has no fold");
+            const auto [it, inserted] = fold_of_patient.emplace(samples[i].group, assignment[i]);
+            if (!inserted && it->second != assignment[i]) return crash("read, but a patient spans two folds");
+          }
           return read_ok();
         });
       };

@@ -129,9 +129,9 @@ TEST_CASE("fuzz: DICOM reader", "[fuzz][dicom]") {
   fuzz_targets("dicom", {{"dicom", 400}});
 }
 
-TEST_CASE("fuzz: RSNA label, class, header and submission tables", "[fuzz][csv]") {
+TEST_CASE("fuzz: RSNA label, class, header and submission tables, split files", "[fuzz][csv]") {
   fuzz_targets("csv", {{"csv-labels", 250}, {"csv-classes", 250}, {"csv-headers", 250}, {"csv-headers-gz", 250},
-                      {"csv-submission", 250}});
+                      {"csv-submission", 250}, {"csv-splits", 250}});
 }
 
 TEST_CASE("fuzz: experiment files and --set overrides", "[fuzz][toml]") {
