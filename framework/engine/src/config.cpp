@@ -464,7 +464,7 @@ class ExperimentReader {
     out.early_stopping = p.integer("early_stopping");
     out.deterministic = p.boolean("deterministic");
     // Absent: the experiment seed, whatever it is (resolved by training_seed()).
-    if (s.node("seed")) out.seed = static_cast<std::uint64_t>(p.integer("seed"));
+    if (s.node("seed") && p.has("seed")) out.seed = static_cast<std::uint64_t>(p.integer("seed"));
     out.tensorboard = p.boolean("tensorboard");
     out.tensorboard_every = p.integer("tensorboard_every");
     if (!is_device_name(out.device))
@@ -481,7 +481,8 @@ class ExperimentReader {
     out.mode = p.str("mode");
     out.folds = p.integer("folds");
     out.stratify = p.boolean("stratify");
-    if (s.node("seed")) out.seed = static_cast<std::uint64_t>(p.integer("seed"));  // absent: the experiment seed
+    // Absent: the experiment seed, whatever it is (resolved by fold_seed()).
+    if (s.node("seed") && p.has("seed")) out.seed = static_cast<std::uint64_t>(p.integer("seed"));
     out.splits = p.str("splits");
     out.run_folds = p.integers("run_folds");
     out.holdout = p.reals("holdout");
