@@ -3,17 +3,21 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <climits>
 #include <filesystem>
 
 #include "chestlab/errors.h"
 #include "chestlab/paths.h"
 #include "chestlab/host/torch_file.h"
+#include "chestlab/engine/split_file.h"
 #include "chestlab/engine/splits.h"
 
 namespace chestlab {
 
 Experiment::Experiment(ExperimentConfig config, std::shared_ptr<const PluginRegistry> registry)
     : config_(std::move(config)), registry_(std::move(registry)), augment_(config_.augment) {
+  // The experiment seed, not the training seed: sweeping [train] seed must not change the data.
   DatasetContext context{config_.base_dir, config_.seed};
   dataset_ = registry_->make_dataset(config_.dataset.plugin, config_.dataset.params, context);
   infos_.reserve(dataset_->size());
@@ -23,6 +27,10 @@ Experiment::Experiment(ExperimentConfig config, std::shared_ptr<const PluginRegi
 
 void Experiment::make_plans() {
   const auto& cv = config_.cv;
+  if (!cv.splits.empty()) {
+    plans_from_split_file();
+    return;
+  }
   std::vector<std::string> groups;
   std::vector<std::int64_t> labels;
   for (const auto& info : infos_) {
@@ -30,16 +38,41 @@ void Experiment::make_plans() {
     labels.push_back(info.label);
   }
   if (cv.mode == "holdout") {
-    HoldoutSplit split = holdout_split(groups, cv.holdout, cv.holdout_order == "random", config_.seed);
+    HoldoutSplit split = holdout_split(groups, cv.holdout, cv.holdout_order == "random", config_.fold_seed());
     plans_.push_back({0, split.train, split.val, split.test});
     return;
   }
   std::vector<int> fold_of;
   try {
-    fold_of = stratified_group_kfold(groups, labels, static_cast<int>(cv.folds), config_.seed, cv.stratify);
+    fold_of = stratified_group_kfold(groups, labels, static_cast<int>(cv.folds), config_.fold_seed(), cv.stratify);
   } catch (const std::invalid_argument& e) {
     throw ConfigError(fmt::format("cv: cannot split {} samples into {} folds: {}", infos_.size(), cv.folds, e.what()));
   }
+  plans_from_folds(fold_of);
+}
+
+// [cv] splits: the folds (or holdout parts) the file gives, checked against the samples.
+void Experiment::plans_from_split_file() {
+  const auto& cv = config_.cv;
+  std::vector<SplitSample> samples;
+  samples.reserve(infos_.size());
+  for (const auto& info : infos_) samples.push_back({info.id, info.group, info.label});
+  const SplitMode mode = cv.mode == "holdout" ? SplitMode::Holdout : SplitMode::KFold;
+  const int folds = static_cast<int>(std::min<std::int64_t>(cv.folds, INT_MAX));
+  const std::vector<int> assignment = read_split_file(config_.splits_path(), samples, mode, folds);
+  if (mode == SplitMode::KFold) {
+    plans_from_folds(assignment);
+    return;
+  }
+  FoldPlan plan;
+  for (std::size_t i = 0; i < assignment.size(); ++i)
+    (assignment[i] == kTrainPart ? plan.train : assignment[i] == kValPart ? plan.val : plan.test).push_back(i);
+  plans_.push_back(std::move(plan));
+}
+
+// One plan per fold: fold k validates its samples and trains on the others.
+void Experiment::plans_from_folds(const std::vector<int>& fold_of) {
+  const auto& cv = config_.cv;
   plans_.resize(static_cast<std::size_t>(cv.folds));
   for (int k = 0; k < cv.folds; ++k) plans_[static_cast<std::size_t>(k)].fold = k;
   for (std::size_t i = 0; i < fold_of.size(); ++i) {

@@ -194,6 +194,7 @@ class RecordingRun {
         observer_(observer), recorder_(file, experiment, observer) {}
 
   RunOutcome run() {
+    check_recorded_folds();
     for (int k : experiment_.folds_to_run()) {
       const FoldStatus status = train_fold(k);
       failed_ = failed_ || status == FoldStatus::Failed;
@@ -225,6 +226,26 @@ class RecordingRun {
     if (result.status != FoldStatus::Interrupted && !plan.test.empty() && result.best_epoch >= 0)
       test_best_weights(trainer, plan, result.best_epoch);
     return result.status;
+  }
+
+  // A resumed run continues on the folds it recorded. They are made again from the recorded
+  // configuration; a split file edited, or a dataset changed, since the run started would
+  // make other folds, and mixing them would compare folds of different splits.
+  void check_recorded_folds() const {
+    for (int k : experiment_.folds_to_run()) {
+      const FoldInfo* done = previous_.fold(k);
+      if (!done) continue;
+      const FoldPlan& plan = experiment_.plans().at(static_cast<std::size_t>(k));
+      if (done->train_ids == ids_of(experiment_, plan.train) && done->val_ids == ids_of(experiment_, plan.val))
+        continue;
+      const std::string source =
+          experiment_.config().cv.splits.empty() ? "the dataset" : "the split file " + experiment_.config().splits_path();
+      throw DataError(file_.path(),
+                      fmt::format("fold {} was recorded with {} training and {} validation samples, but its folds made "
+                                  "now differ ({} and {}): {} changed since the run started; start a new run",
+                                  k, done->train_ids.size(), done->val_ids.size(), plan.train.size(), plan.val.size(),
+                                  source));
+    }
   }
 
   // Starts the fold's record, or continues it from its last completed epoch.

@@ -73,7 +73,7 @@ TrainingSync& single_process() {
 FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync)
     : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device),
       sync_(sync ? sync : &single_process()), per_image_(experiment) {
-  seed_torch({config_.seed, static_cast<std::uint64_t>(fold), 0x1u});
+  seed_torch({config_.training_seed(), static_cast<std::uint64_t>(fold), 0x1u});
   model_ = experiment.make_model();
   model_->to(device_);
   optimizer_ = experiment.make_optimizer(*model_);
@@ -91,7 +91,7 @@ LoaderOptions FoldTrainer::loader_options(std::int64_t epoch, bool training) con
   o.shuffle = training;
   o.skip_bad_samples = config_.on_error == "skip";
   o.pin_memory = device_.is_cuda();
-  o.seed = config_.seed;
+  o.seed = config_.training_seed();
   o.fold = fold_;
   o.epoch = epoch;
   return o;
@@ -277,7 +277,7 @@ FoldResult FoldTrainer::run(FoldObserver& observer, const std::optional<ResumeSt
         result.status = FoldStatus::StoppedEarly;
         break;
       }
-      seed_torch({config_.seed, static_cast<std::uint64_t>(fold_), 0x2u, static_cast<std::uint64_t>(epoch)});
+      seed_torch({config_.training_seed(), static_cast<std::uint64_t>(fold_), 0x2u, static_cast<std::uint64_t>(epoch)});
       const auto t0 = Clock::now();
       HistoryRow record;
       TrainingThroughput throughput;

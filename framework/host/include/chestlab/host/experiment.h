@@ -46,6 +46,8 @@ class Experiment {
 
  private:
   void make_plans();
+  void plans_from_split_file();
+  void plans_from_folds(const std::vector<int>& fold_of);
 
   ExperimentConfig config_;
   std::shared_ptr<const PluginRegistry> registry_;
