@@ -1,5 +1,5 @@
-// The recipe files of issue 4 (lung_ct_unet, rsna_unet) validate, and their small variants
-// run end to end on the shared data (skipped where it is absent).
+// The recipe files (lung_ct_unet, lung_ct_unet_bn, rsna_unet) validate, and their small
+// variants run end to end on the shared data (skipped where it is absent).
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -51,6 +51,34 @@ TEST_CASE("lung_ct_unet: the notebook recipe validates and its small variant run
     CHECK(t.value >= 0.0);
     if (t.metric != "loss") CHECK(t.value <= 1.0);
   }
+}
+
+TEST_CASE("lung_ct_unet_bn: chestlab's lung recipe validates and its small variant runs", "[recipes][e2e]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const std::string subset = " --set dataset.images=" + shell_quote((data / "lung-ct" / "2d_images").string()) +
+                             " --set dataset.masks=" + shell_quote((data / "lung-ct" / "2d_masks").string());
+  std::string log;
+  REQUIRE(run_command(shell_quote(chestlab_exe()) + " validate " + experiment("lung_ct_unet_bn") + subset, &log) == 0);
+  CHECK_THAT(log, Catch::Contains("38 samples") && Catch::Contains("128x128"));
+
+  const RunInfo run = run_and_read(experiment("lung_ct_unet_bn_small") + subset, scratch_dir("recipe_lung_ct_bn"));
+  CHECK(run.status == RunStatus::Complete);
+  REQUIRE(run.folds.size() == 1);
+  const FoldInfo& fold = run.folds[0];
+  CHECK(fold.train_ids.size() == 12);  // the notebook's split: 20 slices, 60/20/20 in file order
+  CHECK(fold.val_ids.size() == 4);
+  CHECK(fold.metric_names == std::vector<std::string>{"mean_iou", "mean_iou_t10", "dice", "pixel_accuracy"});
+  CHECK(run.config_toml.find("adamw") != std::string::npos);
+  // Per-image values of the test slices for the three per-image metrics; at the same threshold
+  // each slice's Dice is 2 IoU / (1 + IoU).
+  const PerImageScores& test = run.test_per_image;
+  CHECK(test.metrics == std::vector<std::string>{"mean_iou", "mean_iou_t10", "dice"});
+  REQUIRE(test.ids.size() == 4);
+  for (std::size_t i = 0; i < test.ids.size(); ++i) {
+    const double iou = test.column("mean_iou")->at(i);
+    CHECK(test.column("dice")->at(i) == Approx(2 * iou / (1 + iou)).margin(1e-12));
+  }
+  CHECK(fold.per_image.ids == fold.val_ids);
 }
 
 TEST_CASE("rsna_unet: the small variant runs on a synthetic RSNA corpus", "[recipes][e2e]") {
