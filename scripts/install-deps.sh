@@ -10,6 +10,7 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-filesystem-dev
   libhdf5-dev libfmt-dev libtomlplusplus-dev catch2
   libdcmtk-dev libtiff-dev zlib1g-dev
+  libturbojpeg0-dev                         # DICOM JPEG fast path (libjpeg-turbo, DCT-domain downscale)
   libprotobuf-dev protobuf-compiler          # TensorBoard event files (framework/engine/proto)
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   libcairo2-dev fonts-dejavu-core            # charts (chestlab explore, curves, report)
@@ -17,6 +18,7 @@ packages=(
   python3 python3-h5py python3-numpy        # the tests read run files the way users do
   python3-protobuf                          # the tests read event files the way TensorBoard does
   python3-torch                             # tests of [model] init and `chestlab export` (torch.save / torch.load)
+  python3-pydicom python3-skimage           # bench_rsna_io's row for the notebooks' pydicom + skimage pipeline
   slurm-wlm munge                           # the sweep test's one-node Slurm (tests/slurm/local_slurm.sh)
 )
 

@@ -1,7 +1,7 @@
 // DICOM reading and writing through DCMTK. See chestlab/imaging/dicom.h and docs/dicom.md.
 //
 // Layout of this file: DCMTK setup (codecs, log capture), header parsing and validation,
-// pixel decoding, the public reader, then the writer.
+// pixel decoding (DCMTK, then the libjpeg-turbo fast path), the public reader, then the writer.
 #include "chestlab/imaging/dicom.h"
 
 #include <fmt/format.h>
@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <variant>
 
 // DCMTK. osconfig.h must come first.
 #include "dcmtk/config/osconfig.h"
@@ -23,6 +24,7 @@
 #include "dcmtk/dcmdata/dcistrmf.h"
 #include "dcmtk/dcmdata/dcpixel.h"
 #include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dctk.h"
 #include "dcmtk/dcmimage/diregist.h"  // colour images (RGB, YBR) in DicomImage
@@ -38,6 +40,7 @@
 #include "chestlab/errors.h"
 #include "chestlab/hash.h"
 #include "chestlab/imaging/image_ops.h"
+#include "turbo_jpeg.h"
 
 namespace chestlab {
 
@@ -394,7 +397,24 @@ struct DecodedFrame {
   bool monochrome = true;
   bool modality_lut = false;
   double slope = 1.0, intercept = 0.0;
+  int scale_denominator = 1;    // values is rows/d x columns/d (rounded up): the fast path's DCT scaling
 };
+
+// Rescale Slope/Intercept, applied in float (DCMTK's intermediate data is integer and would
+// round fractional slopes), to the values and to their possible range.
+void apply_rescale(DcmItem& ds, DecodedFrame& out, const std::string& path) {
+  out.slope = get_double(ds, DCM_RescaleSlope).value_or(1.0);
+  out.intercept = get_double(ds, DCM_RescaleIntercept).value_or(0.0);
+  if (out.slope == 0.0 || !std::isfinite(out.slope) || !std::isfinite(out.intercept))
+    throw DataError(path, fmt::format("Rescale Slope {} / Intercept {} is not usable", out.slope,
+                                      out.intercept));
+  if (out.slope == 1.0 && out.intercept == 0.0) return;
+  out.values.convertTo(out.values, CV_32F, out.slope, out.intercept);
+  const double a = out.possible_min * out.slope + out.intercept;
+  const double b = out.possible_max * out.slope + out.intercept;
+  out.possible_min = std::min(a, b);
+  out.possible_max = std::max(a, b);
+}
 
 std::unique_ptr<::DicomImage> open_first_frame(DcmFileFormat& ff, E_TransferSyntax xfer,
                                                bool use_dcmtk_modality, const std::string& path) {
@@ -439,20 +459,76 @@ DecodedFrame decode_first_frame(DcmFileFormat& ff, E_TransferSyntax xfer, const 
   if (!image->getMinMaxValues(out.possible_min, out.possible_max, 1)) {
     cv::minMaxLoc(out.values, &out.possible_min, &out.possible_max);
   }
-  if (out.monochrome && !out.modality_lut) {
-    out.slope = get_double(ds, DCM_RescaleSlope).value_or(1.0);
-    out.intercept = get_double(ds, DCM_RescaleIntercept).value_or(0.0);
-    if (out.slope == 0.0 || !std::isfinite(out.slope) || !std::isfinite(out.intercept))
-      throw DataError(path, fmt::format("Rescale Slope {} / Intercept {} is not usable", out.slope,
-                                        out.intercept));
-    if (out.slope != 1.0 || out.intercept != 0.0) {
-      out.values.convertTo(out.values, CV_32F, out.slope, out.intercept);
-      const double a = out.possible_min * out.slope + out.intercept;
-      const double b = out.possible_max * out.slope + out.intercept;
-      out.possible_min = std::min(a, b);
-      out.possible_max = std::max(a, b);
-    }
+  if (out.monochrome && !out.modality_lut) apply_rescale(ds, out, path);
+  return out;
+}
+
+// ---- JPEG fast path (libjpeg-turbo) ---------------------------------------------------------
+
+// "" when the fast path may decode this file, else why not. It takes only what it decodes
+// exactly like DCMTK up to rounding: one 8-bit unsigned grey frame of a lossy 8-bit JPEG
+// process, no Modality LUT (left to DCMTK). Everything else stays on the exact path.
+std::string fast_path_refusal(DcmItem& ds, const PixelModule& p, E_TransferSyntax xfer) {
+  if (xfer != EXS_JPEGProcess1 && xfer != EXS_JPEGProcess2_4) return "not JPEG Baseline or Extended";
+  if (p.frames != 1) return "several frames";
+  if (p.samples != 1) return "colour";
+  if (p.bits_allocated != 8 || p.bits_stored != 8 || p.high_bit != 7 || p.representation != 0)
+    return "not 8-bit unsigned";
+  if (p.photometric != "MONOCHROME1" && p.photometric != "MONOCHROME2") return "photometric " + p.photometric;
+  if (ds.tagExists(DCM_ModalityLUTSequence)) return "Modality LUT Sequence";
+  return "";
+}
+
+// The one frame's JPEG stream: every fragment after the offset table, joined (an encoder
+// may split a frame across fragments). nullopt when the sequence cannot be read.
+std::optional<std::vector<std::uint8_t>> single_frame_stream(DcmItem& ds, E_TransferSyntax xfer) {
+  DcmElement* element = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, element).bad()) return std::nullopt;
+  auto* pixel = OFdynamic_cast(DcmPixelData*, element);
+  DcmPixelSequence* sequence = nullptr;
+  if (pixel == nullptr || pixel->getEncapsulatedRepresentation(xfer, nullptr, sequence).bad() ||
+      sequence == nullptr)
+    return std::nullopt;
+  std::vector<std::uint8_t> stream;
+  for (unsigned long i = 1; i < sequence->card(); ++i) {
+    DcmPixelItem* fragment = nullptr;
+    Uint8* bytes = nullptr;
+    if (sequence->getItem(fragment, i).bad() || fragment == nullptr) return std::nullopt;
+    if (fragment->getLength() == 0) continue;
+    if (fragment->getUint8Array(bytes).bad() || bytes == nullptr) return std::nullopt;
+    stream.insert(stream.end(), bytes, bytes + fragment->getLength());
   }
+  return stream;
+}
+
+// The frame decoded by libjpeg-turbo, scaled down as far as opts allow, or nullopt (with a
+// note when the file looked eligible but libjpeg-turbo refused it) for the exact path.
+std::optional<DecodedFrame> decode_fast(DcmItem& ds, const PixelModule& p, E_TransferSyntax xfer,
+                                        const DicomReadOptions& opts, const std::string& path,
+                                        std::vector<std::string>& notes) {
+  if (!fast_path_refusal(ds, p, xfer).empty()) return std::nullopt;
+  const auto stream = single_frame_stream(ds, xfer);
+  if (!stream) return std::nullopt;  // the exact path reports what is wrong with the data
+  const int rows = static_cast<int>(p.rows), cols = static_cast<int>(p.columns);
+  // A minimum of 0 asks for that axis at full size.
+  const int denominator = turbo::scale_denominator(rows, cols, opts.min_rows > 0 ? opts.min_rows : rows,
+                                                   opts.min_columns > 0 ? opts.min_columns : cols);
+  auto decoded = turbo::decode_grey(*stream, rows, cols, denominator);
+  if (const auto* refusal = std::get_if<turbo::Refusal>(&decoded)) {
+    notes.push_back("JPEG fast path not taken (" + refusal->reason + "): decoded by DCMTK");
+    return std::nullopt;
+  }
+  auto& grey = std::get<turbo::GreyFrame>(decoded);
+  DecodedFrame out;
+  grey.pixels.convertTo(out.values, CV_32F);
+  out.possible_min = 0.0;  // what DCMTK reports for 8 stored bits, unsigned
+  out.possible_max = 255.0;
+  out.scale_denominator = denominator;
+  apply_rescale(ds, out, path);
+  notes.push_back(denominator == 1
+                      ? std::string("JPEG fast path: decoded by libjpeg-turbo at full size")
+                      : fmt::format("JPEG fast path: decoded by libjpeg-turbo at DCT scale 1/{} ({} x {})",
+                                    denominator, out.values.rows, out.values.cols));
   return out;
 }
 
@@ -521,10 +597,14 @@ DicomImage read_dicom(const std::string& path, const DicomReadOptions& opts) {
     }
     check_decodable(ds, p, xfer, path);
 
-    DecodedFrame frame = decode_first_frame(ff, xfer, path, info.notes);
-    if (frame.values.rows != p.rows || frame.values.cols != p.columns)
-      throw DataError(path, fmt::format("decoded {} x {} pixels but the header says {} x {}",
-                                        frame.values.rows, frame.values.cols, p.rows, p.columns));
+    std::optional<DecodedFrame> fast;
+    if (opts.fast_jpeg) fast = decode_fast(ds, p, xfer, opts, path, info.notes);
+    DecodedFrame frame = fast ? std::move(*fast) : decode_first_frame(ff, xfer, path, info.notes);
+    const long d = frame.scale_denominator;
+    if (frame.values.rows != (p.rows + d - 1) / d || frame.values.cols != (p.columns + d - 1) / d)
+      throw DataError(path, fmt::format("decoded {} x {} pixels but the header says {} x {}{}",
+                                        frame.values.rows, frame.values.cols, p.rows, p.columns,
+                                        d == 1 ? "" : fmt::format(" at scale 1/{}", d)));
     info.rescale_slope = frame.slope;
     info.rescale_intercept = frame.intercept;
     info.modality_lut = frame.modality_lut;

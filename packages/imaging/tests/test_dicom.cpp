@@ -4,6 +4,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include "dcmtk/dcmdata/dctk.h"
 #include "dcmtk/dcmimage/diregist.h"
 #include "dcmtk/dcmimgle/dcmimage.h"
+#include "dcmtk/dcmjpeg/djrploss.h"
 
 #include "chestlab/errors.h"
 #include "chestlab/imaging/dicom.h"
@@ -496,22 +498,31 @@ TEST_CASE("dicom: encapsulated data announcing more frames than fragments", "[di
                                 Catch::Contains("only 1 fragment"));
 }
 
-// Replaces the JPEG stream of `source` by `jpeg` (one fragment, empty offset table).
-fs::path with_jpeg_stream(const fs::path& source, const std::string& jpeg, const fs::path& out) {
+// Replaces the JPEG Baseline stream of `source` by `fragments` (in that order, after an
+// empty offset table).
+fs::path with_jpeg_fragments(const fs::path& source, const std::vector<std::string>& fragments,
+                             const fs::path& out) {
   DcmFileFormat ff;
   REQUIRE(ff.loadFile(OFFilename(source.c_str())).good());
   auto* sequence = new DcmPixelSequence(DCM_PixelSequenceTag);
   sequence->insert(new DcmPixelItem(DCM_PixelItemTag));  // empty Basic Offset Table
-  auto* fragment = new DcmPixelItem(DCM_PixelItemTag);
-  std::string even = jpeg;
-  if (even.size() % 2) even.push_back('\0');
-  REQUIRE(fragment->putUint8Array(reinterpret_cast<const Uint8*>(even.data()), even.size()).good());
-  sequence->insert(fragment);
+  for (const std::string& bytes : fragments) {
+    auto* fragment = new DcmPixelItem(DCM_PixelItemTag);
+    std::string even = bytes;
+    if (even.size() % 2) even.push_back('\0');
+    REQUIRE(fragment->putUint8Array(reinterpret_cast<const Uint8*>(even.data()), even.size()).good());
+    sequence->insert(fragment);
+  }
   auto* pixels = new DcmPixelData(DCM_PixelData);
   pixels->putOriginalRepresentation(EXS_JPEGProcess1, nullptr, sequence);
   REQUIRE(ff.getDataset()->insert(pixels, /*replaceOld=*/true).good());
   REQUIRE(ff.saveFile(OFFilename(out.c_str()), EXS_JPEGProcess1).good());
   return out;
+}
+
+// Replaces the JPEG stream of `source` by `jpeg` (one fragment, empty offset table).
+fs::path with_jpeg_stream(const fs::path& source, const std::string& jpeg, const fs::path& out) {
+  return with_jpeg_fragments(source, {jpeg}, out);
 }
 
 TEST_CASE("dicom: damaged JPEG streams inside well-formed files", "[dicom]") {
@@ -561,6 +572,244 @@ TEST_CASE("dicom: DCMTK's messages go into the error, not to stderr", "[dicom]")
   });
   CHECK(err.empty());
   CHECK_THAT(reason, Catch::Contains("(DCMTK: "));
+}
+
+// ---- JPEG fast path (libjpeg-turbo) ---------------------------------------------------------
+
+namespace {
+
+DicomReadOptions fast_options(int min_rows, int min_columns) {
+  DicomReadOptions o;
+  o.fast_jpeg = true;
+  o.min_rows = min_rows;
+  o.min_columns = min_columns;
+  return o;
+}
+
+bool has_fast_path_note(const chestlab::DicomInfo& info) {
+  for (const auto& n : info.notes)
+    if (n.rfind("JPEG fast path: ", 0) == 0) return true;
+  return false;
+}
+
+// Mean and maximum of |a - b|.
+std::pair<double, double> abs_diff_stats(const cv::Mat& a, const cv::Mat& b) {
+  REQUIRE(a.size() == b.size());
+  cv::Mat d;
+  cv::absdiff(a, b, d);
+  double max = 0.0;
+  cv::minMaxLoc(d, nullptr, &max);
+  return {cv::mean(d)[0], max};
+}
+
+// The fast read of `file` at `size` px against the exact read area-resized to the same size.
+// libjpeg-turbo's scaled IDCT gives each output pixel the rounded mean of its block, so the
+// two differ by rounding only: under one grey level anywhere, about a quarter on average.
+void check_close_to_exact(const fs::path& file, int size, const DicomReadOptions& base = {}) {
+  INFO(file.filename().string() << " at " << size << " px");
+  DicomReadOptions fast = base;
+  fast.fast_jpeg = true;
+  fast.min_rows = fast.min_columns = size;
+  const auto exact = read_dicom(file.string(), base);
+  const auto quick = read_dicom(file.string(), fast);
+  REQUIRE(has_fast_path_note(quick.info));
+  REQUIRE(quick.pixels.rows == size);
+  REQUIRE(quick.pixels.cols == size);
+  const auto [mean, max] =
+      abs_diff_stats(quick.pixels, chestlab::resize_image(exact.pixels, size, size));
+  const double grey_level = base.apply_window ? 1.0 / *base.window_width : 1.0;
+  CHECK(mean < 0.4 * grey_level);
+  CHECK(max <= 1.0 * grey_level);
+  // The header is the file's, not the decoded size's.
+  CHECK(quick.info.rows == exact.info.rows);
+  CHECK(quick.info.columns == exact.info.columns);
+  CHECK(quick.info.rescale_slope == exact.info.rescale_slope);
+  CHECK(quick.info.metadata == exact.info.metadata);
+}
+
+// The JPEG stream of a single-fragment file.
+std::string first_fragment(const fs::path& source) {
+  DcmFileFormat ff;
+  REQUIRE(ff.loadFile(OFFilename(source.c_str())).good());
+  DcmElement* element = nullptr;
+  REQUIRE(ff.getDataset()->findAndGetElement(DCM_PixelData, element).good());
+  auto* pixels = dynamic_cast<DcmPixelData*>(element);
+  DcmPixelSequence* sequence = nullptr;
+  REQUIRE(pixels->getEncapsulatedRepresentation(ff.getDataset()->getOriginalXfer(), nullptr, sequence).good());
+  DcmPixelItem* item = nullptr;
+  REQUIRE(sequence->getItem(item, 1).good());
+  Uint8* bytes = nullptr;
+  REQUIRE(item->getUint8Array(bytes).good());
+  return std::string(reinterpret_cast<const char*>(bytes), item->getLength());
+}
+
+}  // namespace
+
+TEST_CASE("dicom fast path: the real radiograph at each DCT scale", "[dicom][fast_jpeg]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const fs::path file = data / "dicom" / "cxr_jpeg_baseline_1024.dcm";
+  for (int size : {512, 256, 128}) check_close_to_exact(file, size);
+
+  const auto quarter = read_dicom(file.string(), fast_options(256, 256));
+  CHECK(quarter.info.notes ==
+        std::vector<std::string>{"JPEG fast path: decoded by libjpeg-turbo at DCT scale 1/4 (256 x 256)"});
+  // The smallest scale that keeps both minimums: 1/2 for 300 rows even when 100 columns do.
+  CHECK(read_dicom(file.string(), fast_options(300, 100)).pixels.size() == cv::Size(512, 512));
+  CHECK(read_dicom(file.string(), fast_options(257, 257)).pixels.rows == 512);
+  CHECK(read_dicom(file.string(), fast_options(1, 1)).pixels.rows == 128);  // 1/8 at most
+
+  // At full size libjpeg-turbo's accurate integer IDCT is IJG's, which DCMTK uses: the same pixels.
+  for (int size : {0, 1024, 2048}) {
+    INFO("min size " << size);
+    const auto full = read_dicom(file.string(), fast_options(size, size));
+    CHECK(full.info.notes == std::vector<std::string>{"JPEG fast path: decoded by libjpeg-turbo at full size"});
+    CHECK(max_abs_diff(full.pixels, read_dicom(file.string()).pixels) == 0.0);
+  }
+}
+
+TEST_CASE("dicom fast path: MONOCHROME1, windowing and a small JPEG", "[dicom][fast_jpeg]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const fs::path mono1 = data / "dicom" / "cxr_monochrome1.dcm";
+  check_close_to_exact(mono1, 256);
+  const auto inverted = read_dicom(mono1.string(), fast_options(256, 256));
+  CHECK(std::find(inverted.info.notes.begin(), inverted.info.notes.end(), "MONOCHROME1 inverted: v -> 255 - v") !=
+        inverted.info.notes.end());
+  // Inverted in the same range as the exact path: the MONOCHROME2 file's fast read, reflected.
+  const auto upright = read_dicom((data / "dicom" / "cxr_jpeg_baseline_1024.dcm").string(), fast_options(256, 256));
+  CHECK(max_abs_diff(inverted.pixels, 255.0 - upright.pixels) == 0.0);
+
+  // The window maps the fast path's modality values as it maps the exact path's (before the
+  // inversion). Against the exact path it differs more than the values do where a block
+  // straddles the window's edge: there the exact path averages clipped values.
+  DicomReadOptions windowed = fast_options(256, 256);
+  windowed.apply_window = true;
+  windowed.window_center = 128;
+  windowed.window_width = 200;
+  const cv::Mat modality = 255.0 - inverted.pixels;
+  const cv::Mat expected = 1.0 - chestlab::window(modality, 128, 200);
+  CHECK(max_abs_diff(read_dicom(mono1.string(), windowed).pixels, expected) < 1e-6);
+  check_close_to_exact(data / "dicom" / "JPEGBaseline_1s_1f_u_08_08.dcm", 25);
+}
+
+TEST_CASE("dicom fast path: every other encoding takes the exact path", "[dicom][fast_jpeg]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  // 12-bit JPEG, lossless JPEG, RLE multi-frame, native, big endian, implicit, deflated,
+  // no meta header, RGB: pixels, notes and errors exactly as without the option.
+  for (const char* name : {"JPGExtended.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm", "emri_small_RLE.dcm",
+                           "CT_small.dcm", "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "image_dfl.dcm",
+                           "no_meta.dcm", "SC_rgb_expb.dcm"}) {
+    INFO(name);
+    const fs::path file = data / "dicom" / name;
+    const auto exact = read_dicom(file.string());
+    const auto quick = read_dicom(file.string(), fast_options(16, 16));
+    CHECK(quick.pixels.size() == exact.pixels.size());
+    CHECK(max_abs_diff(quick.pixels, exact.pixels) == 0.0);
+    CHECK(quick.info.notes == exact.info.notes);
+  }
+  const fs::path j2k = data / "dicom" / "693_J2KR.dcm";
+  CHECK(read_error(j2k, fast_options(16, 16)) == read_error(j2k));
+  // Several frames of 8-bit JPEG: the policies still apply, the exact path decodes frame 1.
+  const fs::path scratch = chestlab::test::scratch_dir("dicom_fast_frames");
+  const std::string jpeg = first_fragment(data / "dicom" / "cxr_jpeg_baseline_1024.dcm");
+  const fs::path two = scratch / "two_frames.dcm";
+  with_jpeg_fragments(data / "dicom" / "cxr_jpeg_baseline_1024.dcm", {jpeg, jpeg}, two);
+  {
+    DcmFileFormat twice;
+    REQUIRE(twice.loadFile(OFFilename(two.c_str())).good());
+    twice.getDataset()->putAndInsertString(DCM_NumberOfFrames, "2");
+    REQUIRE(twice.saveFile(OFFilename(two.c_str()), EXS_JPEGProcess1).good());
+  }
+  // DCMTK refuses this crafted file (two fragments, no offset table); the fast path, which
+  // would decode the first stream, must leave it to DCMTK and give the same outcome.
+  CHECK(read_error(two, fast_options(256, 256)) == read_error(two));
+  DicomReadOptions strict = fast_options(256, 256);
+  strict.multiframe = MultiFramePolicy::error;
+  CHECK_THAT(read_error(two, strict), Catch::Contains("has 2 frames"));
+}
+
+TEST_CASE("dicom fast path: 8-bit JPEG Extended and a frame split into fragments", "[dicom][fast_jpeg]") {
+  // Runs without the shared data: a synthetic radiograph through DCMTK's own encoders.
+  const fs::path scratch = chestlab::test::scratch_dir("dicom_fast_synthetic");
+  chestlab::DicomWriteInfo info;
+  info.patient_id = "fast-path";
+  const fs::path baseline = scratch / "baseline.dcm";
+  chestlab::write_dicom_jpeg_baseline(baseline.string(), synthetic_cxr(512), info);
+  check_close_to_exact(baseline, 128);
+
+  DcmFileFormat ff;
+  REQUIRE(ff.loadFile(OFFilename(baseline.c_str())).good());
+  DJ_RPLossy params(90);
+  REQUIRE(ff.getDataset()->chooseRepresentation(EXS_LittleEndianExplicit, nullptr).good());
+  REQUIRE(ff.getDataset()->chooseRepresentation(EXS_JPEGProcess2_4, &params).good());
+  const fs::path extended = scratch / "extended.dcm";
+  REQUIRE(ff.saveFile(OFFilename(extended.c_str()), EXS_JPEGProcess2_4).good());
+  REQUIRE(read_dicom(extended.string()).info.transfer_syntax_uid == "1.2.840.10008.1.2.4.51");
+  check_close_to_exact(extended, 128);
+
+  // A frame spread over three fragments (split at even offsets, so that only the last one
+  // is padded) decodes to the very pixels of the one-fragment file.
+  const std::string jpeg = first_fragment(baseline);
+  const std::size_t third = (jpeg.size() / 3) & ~std::size_t{1};
+  const fs::path split = with_jpeg_fragments(
+      baseline, {jpeg.substr(0, third), jpeg.substr(third, third), jpeg.substr(2 * third)}, scratch / "split.dcm");
+  const auto pieces = read_dicom(split.string(), fast_options(128, 128));
+  CHECK(has_fast_path_note(pieces.info));
+  CHECK(max_abs_diff(pieces.pixels, read_dicom(baseline.string(), fast_options(128, 128)).pixels) == 0.0);
+}
+
+TEST_CASE("dicom fast path: damaged streams are refused as on the exact path", "[dicom][fast_jpeg]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const fs::path scratch = chestlab::test::scratch_dir("dicom_fast_damaged");
+  const fs::path source = data / "dicom" / "cxr_jpeg_baseline_1024.dcm";
+  const std::string jpeg = first_fragment(source);
+  const DicomReadOptions fast = fast_options(256, 256);
+  std::string holed = jpeg;
+  holed.erase(jpeg.size() / 2, 2000);
+  // libjpeg-turbo stops at the first warning; DCMTK then decodes and refuses the stream.
+  CHECK_THAT(read_error(with_jpeg_stream(source, holed, scratch / "holed.dcm"), fast),
+             Catch::Contains("the JPEG stream is damaged"));
+  CHECK_THAT(read_error(with_jpeg_stream(source, jpeg.substr(0, jpeg.size() / 2), scratch / "half.dcm"), fast),
+             Catch::Contains("JPEG"));
+  CHECK_FALSE(read_error(with_jpeg_stream(source, "not a jpeg stream", scratch / "junk.dcm"), fast).empty());
+  // A stream of another size than the header's is never returned as the image.
+  const cv::Mat small = synthetic_cxr(256);
+  chestlab::DicomWriteInfo info;
+  info.patient_id = "other-size";
+  chestlab::write_dicom_jpeg_baseline((scratch / "small.dcm").string(), small, info);
+  const fs::path mismatched =
+      with_jpeg_stream(source, first_fragment(scratch / "small.dcm"), scratch / "mismatched.dcm");
+  const auto refused = read_dicom(mismatched.string(), fast);
+  CHECK_FALSE(has_fast_path_note(refused.info));
+  CHECK(std::find(refused.info.notes.begin(), refused.info.notes.end(),
+                  "JPEG fast path not taken (the JPEG stream is 256 x 256 but the header says 1024 x 1024): "
+                  "decoded by DCMTK") != refused.info.notes.end());
+}
+
+TEST_CASE("dicom fast path: concurrent reads match serial reads", "[dicom][fast_jpeg]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const std::vector<std::string> files = {"cxr_jpeg_baseline_1024.dcm", "cxr_monochrome1.dcm",
+                                          "JPEGBaseline_1s_1f_u_08_08.dcm", "CT_small.dcm"};
+  const DicomReadOptions fast = fast_options(64, 64);
+  std::vector<cv::Mat> serial;
+  for (const auto& f : files) serial.push_back(read_dicom((data / "dicom" / f).string(), fast).pixels);
+  std::atomic<int> mismatches{0}, errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 5; ++round)
+        for (std::size_t k = 0; k < files.size(); ++k) {
+          const std::size_t i = (k + static_cast<std::size_t>(t)) % files.size();
+          try {
+            if (cv::norm(read_dicom((data / "dicom" / files[i]).string(), fast).pixels, serial[i], cv::NORM_INF) != 0.0)
+              ++mismatches;
+          } catch (...) {
+            ++errors;
+          }
+        }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == 0);
+  CHECK(errors == 0);
 }
 
 // ---- writer ---------------------------------------------------------------------------------

@@ -44,6 +44,17 @@ struct DicomReadOptions {
   bool apply_window = false;
   std::optional<double> window_center;
   std::optional<double> window_width;
+  // JPEG fast path (docs/dicom.md): a single-frame, 8-bit unsigned, MONOCHROME1/2 JPEG
+  // Baseline or Extended file is decoded by libjpeg-turbo instead of DCMTK, scaled down in
+  // the DCT domain by the smallest of 1, 1/2, 1/4, 1/8 whose result still has at least
+  // min_rows x min_columns pixels (0: that axis at full size); the caller resizes the rest of the way.
+  // Every other file, and any file libjpeg-turbo refuses, is decoded exactly by DCMTK. The
+  // values are the exact path's (rescale, inversion, window) up to the decoders' rounding
+  // and the downscale; pixels may then be smaller than info.rows x info.columns, and
+  // info.notes says by which scale.
+  bool fast_jpeg = false;
+  int min_rows = 0;
+  int min_columns = 0;
 };
 
 struct DicomInfo {
@@ -78,7 +89,7 @@ struct DicomInfo {
 };
 
 struct DicomImage {
-  cv::Mat pixels;  // CV_32F, rows x columns, one channel
+  cv::Mat pixels;  // CV_32F, rows x columns (smaller on the JPEG fast path), one channel
   DicomInfo info;
 };
 
