@@ -37,9 +37,13 @@ std::string RsnaPreprocess::window_text() const {
   return fmt::format("center={} width={}", window[0], window[1]);
 }
 
+const char* RsnaPreprocess::decode_text() const { return fast_decode ? "fast" : "exact"; }
+
 PreparedImage preprocess_dicom(const std::string& path, const RsnaPreprocess& params) {
   DicomReadOptions options;
   options.multiframe = params.multiframe;
+  options.fast_jpeg = params.fast_decode;
+  options.min_rows = options.min_columns = params.image_size;
   if (!params.window.empty()) {
     options.apply_window = true;
     options.window_center = params.window[0];
@@ -157,6 +161,7 @@ ExpectedAttributes expected_attributes(const RsnaPreprocess& p) {
   return {{{"format", kFormatName},
            {"window", p.window_text()},
            {"multiframe", to_string(p.multiframe)},
+           {"decode", p.decode_text()},
            {"pixels", kPixelEncoding}},
           {{"format_version", kRsnaCacheFormatVersion},
            {"reader_version", kRsnaReaderVersion},

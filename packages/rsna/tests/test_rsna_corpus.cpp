@@ -296,10 +296,11 @@ TEST_CASE("synth rsna reports unusable inputs", "[rsna_corpus]") {
 
 namespace {
 
-rsna::RsnaPreprocess params(int size, std::vector<double> window = {}) {
+rsna::RsnaPreprocess params(int size, std::vector<double> window = {}, bool fast_decode = true) {
   rsna::RsnaPreprocess p;
   p.image_size = size;
   p.window = std::move(window);
+  p.fast_decode = fast_decode;
   return p;
 }
 
@@ -323,7 +324,7 @@ struct LogLines {
 
 TEST_CASE("preprocess_dicom: min-max or window, area resize, 16-bit", "[rsna_corpus][rsna_cache]") {
   const std::string file = dicom_of("p01").string();
-  const rsna::PreparedImage img = rsna::preprocess_dicom(file, params(64));
+  const rsna::PreparedImage img = rsna::preprocess_dicom(file, params(64, {}, /*fast_decode=*/false));
   CHECK(img.original_rows == 1024);
   CHECK(img.original_cols == 1024);
   REQUIRE(img.pixels.type() == CV_16UC1);
@@ -340,10 +341,23 @@ TEST_CASE("preprocess_dicom: min-max or window, area resize, 16-bit", "[rsna_cor
   CHECK(hi <= 1.0);
   CHECK(hi > 0.5);
 
-  const rsna::PreparedImage windowed = rsna::preprocess_dicom(file, params(64, {100.0, 80.0}));
+  const rsna::PreparedImage windowed = rsna::preprocess_dicom(file, params(64, {100.0, 80.0}, false));
   resize_image(window(raw.pixels, 100.0, 80.0), 64, 64).convertTo(expected, CV_16U, 65535.0);
   CHECK(same_pixels(windowed.pixels, expected));
   CHECK_FALSE(same_pixels(windowed.pixels, img.pixels));
+
+  // fast_decode: the JPEG fast path's 1/8 scale (128 px, the smallest that keeps 64), then
+  // the same normalisation and area resize.
+  DicomReadOptions at_least_64;
+  at_least_64.fast_jpeg = true;
+  at_least_64.min_rows = at_least_64.min_columns = 64;
+  const DicomImage eighth = read_dicom(file, at_least_64);
+  REQUIRE(eighth.pixels.rows == 128);
+  const rsna::PreparedImage fast = rsna::preprocess_dicom(file, params(64));
+  CHECK(fast.original_rows == 1024);
+  CHECK(fast.original_cols == 1024);
+  resize_image(normalize_minmax(eighth.pixels), 64, 64).convertTo(expected, CV_16U, 65535.0);
+  CHECK(same_pixels(fast.pixels, expected));
 
   CHECK_THROWS_AS(rsna::preprocess_dicom((corpus().out / "nobody.dcm").string(), params(64)), DataError);
   CHECK_THROWS_AS(params(64, {1.0}).validate(), std::invalid_argument);
@@ -411,6 +425,11 @@ TEST_CASE("rsna cache: another parameter rebuilds it", "[rsna_corpus][rsna_cache
     p.multiframe = MultiFramePolicy::error;
     rsna::RsnaImageCache cache(path, p, log.sink());
     CHECK(log.all().find("multiframe") != std::string::npos);
+    CHECK(cache.entries() == 0);
+  }
+  SECTION("decode") {
+    rsna::RsnaImageCache cache(path, params(64, {}, /*fast_decode=*/false), log.sink());
+    CHECK(log.all().find("decode is 'fast', wanted 'exact'") != std::string::npos);
     CHECK(cache.entries() == 0);
   }
   SECTION("the same parameters keep it") {

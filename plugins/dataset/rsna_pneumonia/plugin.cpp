@@ -27,6 +27,11 @@ ComponentInfo rsna_pneumonia_info() {
       param_floats("window", {},
                    "[] = min-max normalisation of each image; [center, width] = DICOM linear VOI window to [0, 1]"),
       param_string("multiframe", "first", "a multi-frame file: take frame 1, or refuse it").one_of({"first", "error"}),
+      param_string("decode", "fast",
+                   "8-bit grey JPEG files: \"fast\" = libjpeg-turbo decodes straight to the DCT scale (1/2, 1/4, "
+                   "1/8) nearest above image_size, then area resize; \"exact\" = DCMTK decodes at full size. Values "
+                   "differ by the decoders' rounding and min-max's range (docs/rsna.md); each has its own cache")
+          .one_of({"fast", "exact"}),
       param_int("limit", 0, "use only the first N patients of the labels table (quick runs); 0 = all").at_least(0),
       param_string("cache", "",
                    "HDF5 file caching the decoded, resized images (rebuilt when these parameters change); "
@@ -49,6 +54,7 @@ rsna_pneumonia::RsnaDatasetOptions options_of(const Params& p, const DatasetCont
   o.preprocess.image_size = static_cast<int>(p.integer("image_size"));
   o.preprocess.window = p.reals("window");
   o.preprocess.multiframe = parse_multiframe_policy(p.str("multiframe"));
+  o.preprocess.fast_decode = p.str("decode") == "fast";
   return o;
 }
 

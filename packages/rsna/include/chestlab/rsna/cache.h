@@ -10,7 +10,8 @@
 //
 // Cache file layout (see docs/rsna.md):
 //   /                  attributes: format, format_version, reader_version, image_size,
-//                      window, multiframe, pixels -- every parameter the pixels depend on
+//                      window, multiframe, decode, pixels -- every parameter the pixels
+//                      depend on
 //   /images/<id>       uint16 [S, S], one chunk, Fletcher-32 checksum, shuffle + deflate;
 //                      attributes original_rows, original_cols (the DICOM's size)
 // A file whose attributes differ from the requested parameters, that is not HDF5, that
@@ -45,12 +46,19 @@ struct RsnaPreprocess {
   int image_size = 256;
   std::vector<double> window;  // {} = min-max normalisation, or {center, width}
   MultiFramePolicy multiframe = MultiFramePolicy::first;
+  // true ("fast"): 8-bit grey JPEG files are decoded by libjpeg-turbo, scaled down in the DCT
+  // domain to the smallest of 1/1..1/8 that keeps image_size (read_dicom's JPEG fast path);
+  // false ("exact"): DCMTK decodes every file at full size. The contrast stretch of min-max
+  // normalisation then uses the smaller image's range (docs/rsna.md has the differences).
+  bool fast_decode = true;
 
   // Throws std::invalid_argument naming the field: image_size in 1..16384, window empty or
   // two values with width >= 1.
   void validate() const;
   // "min-max" or "center=40 width=400" (shortest round-trip decimal forms).
   std::string window_text() const;
+  // "fast" or "exact".
+  const char* decode_text() const;
 };
 
 struct PreparedImage {
@@ -59,7 +67,8 @@ struct PreparedImage {
   int original_cols = 0;
 };
 
-// Reads and prepares one file: DICOM decode (read_dicom), then the DICOM VOI window when
+// Reads and prepares one file: DICOM decode (read_dicom, on its JPEG fast path when
+// fast_decode; the image is then already at most 2x larger), then the DICOM VOI window when
 // `window` is given, else min-max normalisation of the modality values, then resize_image()
 // to image_size x image_size (area averaging when shrinking), then 16-bit quantisation.
 // Throws DataError(path, reason) for a missing or undecodable file.
