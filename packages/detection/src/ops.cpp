@@ -126,20 +126,25 @@ torch::Tensor nms(const torch::Tensor& boxes, const torch::Tensor& scores, doubl
   check_boxes(boxes, "NMS boxes");
   if (scores.dim() != 1 || scores.size(0) != boxes.size(0))
     throw std::invalid_argument("detection: NMS needs one score per box");
-  const auto long_options = torch::TensorOptions().dtype(torch::kInt64).device(boxes.device());
   // Stable descending sort: equal scores keep their input order.
-  auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  // The greedy loop decides box by box; on a GPU each decision read from the device would
+  // wait for it. So the sorted boxes come to the CPU in one copy and the loop runs there, with
+  // the same IoU arithmetic (box_iou, element-wise IEEE operations) as on the device.
+  const auto sorted = boxes.index_select(0, order).to(torch::kCPU);
+  auto candidates = torch::arange(sorted.size(0), torch::kInt64);  // positions in `sorted`, best first
   std::vector<std::int64_t> keep;
   // Remaining candidates, best first: keep the first, drop what it overlaps, repeat.
-  while (order.numel() > 0) {
-    const auto first = order[0];
-    keep.push_back(first.item<std::int64_t>());
-    if (order.numel() == 1 || (max_keep > 0 && static_cast<std::int64_t>(keep.size()) >= max_keep)) break;
-    const auto rest = order.slice(0, 1);
-    const auto overlap = box_iou(boxes.index_select(0, first.view({1})), boxes.index_select(0, rest))[0];
-    order = rest.masked_select(overlap <= iou_threshold);
+  while (candidates.numel() > 0) {
+    const std::int64_t first = candidates.data_ptr<std::int64_t>()[0];
+    keep.push_back(first);
+    if (candidates.numel() == 1 || (max_keep > 0 && static_cast<std::int64_t>(keep.size()) >= max_keep)) break;
+    const auto rest = candidates.slice(0, 1);
+    const auto overlap = box_iou(sorted.slice(0, first, first + 1), sorted.index_select(0, rest))[0];
+    candidates = rest.masked_select(overlap <= iou_threshold);
   }
-  return torch::tensor(keep, torch::kInt64).to(long_options.device());
+  const auto kept = torch::tensor(keep, torch::kInt64).to(order.device());
+  return order.index_select(0, kept);
 }
 
 torch::Tensor sigmoid_focal_loss(const torch::Tensor& logits, const torch::Tensor& targets, double alpha,
