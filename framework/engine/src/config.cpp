@@ -470,6 +470,7 @@ class ExperimentReader {
     if (!is_device_name(out.device))
       diag_.error(s.where_of("device"), "train.device",
                   fmt::format("expected one of: auto, cpu, cuda, cuda:N (N a GPU index), got \"{}\"", out.device));
+    out.precision = p.str("precision");
   }
 
   void read_cv(CvConfig& out) {

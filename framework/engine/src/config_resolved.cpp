@@ -109,7 +109,7 @@ void write_metrics(TomlWriter& w, const std::vector<MetricConfig>& metrics) {
 // The resolved file, or the text the hash is taken of. The hash text leaves out the keys that
 // change only what is written beside a run (event files), never what it computes, and the
 // keys added after run ids existed wherever they hold their default (the seeds equal to the
-// experiment seed, no split file), so that the files written before keep their ids.
+// experiment seed, no split file, fp32), so that the files written before keep their ids.
 enum class Purpose { Resolved, Hash };
 
 // A seed that follows the experiment seed unless set: always written in the resolved file
@@ -137,6 +137,9 @@ void write_train(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
   }
   write_seed(w, c.training_seed(), c.seed, purpose);
 }
+  // It changes the numbers, so it is hashed; left out at its default so that files written
+  // before it existed keep their run ids.
+  if (purpose == Purpose::Resolved || t.precision != "fp32") w.key("precision", t.precision);
 
 void write_cv(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
   const CvConfig& cv = c.cv;

@@ -117,6 +117,10 @@ const Schema& train_schema() {
                 "seed of the training: weight initialisation, sample order, augmentation; default: [experiment] "
                 "seed. A sweep may vary it, the folds staying as they are")
           .at_least(0),
+      param_string("precision", "fp32",
+                   "arithmetic of the forward pass and loss: fp32, or autocast to bf16 (CPU or CUDA) or fp16 "
+                   "(CUDA only, with a gradient scaler); weights stay fp32")
+          .one_of({"fp32", "bf16", "fp16"}),
   };
   return schema;
 }

@@ -671,8 +671,8 @@ TEST_CASE("config: very long names and devices are refused, not a stack overflow
 
 namespace {
 
-// The text hash() was taken of before [cv] seed, [train] seed and [cv] splits existed: the
-// resolved file without those keys and without the output-only keys.
+// The text hash() was taken of before [cv] seed, [train] seed, [cv] splits and [train]
+// precision existed: the resolved file without those keys and without the output-only keys.
 std::string text_before_the_new_keys(const ExperimentConfig& config) {
   std::istringstream lines(config.resolved_toml());
   std::string section, out;
@@ -680,7 +680,9 @@ std::string text_before_the_new_keys(const ExperimentConfig& config) {
     if (!line.empty() && line.front() == '[') section = line;
     const bool new_key = (section == "[train]" || section == "[cv]") && line.rfind("seed = ", 0) == 0;
     const bool output_only = line.rfind("tensorboard", 0) == 0;
-    if (new_key || output_only || (section == "[cv]" && line == "splits = \"\"")) continue;
+    const bool default_precision = section == "[train]" && line == "precision = \"fp32\"";
+    if (new_key || output_only || default_precision || (section == "[cv]" && line == "splits = \"\""))
+      continue;
     out += line + "\n";
   }
   return out;
@@ -717,6 +719,23 @@ TEST_CASE("config: train.tensorboard keys are recorded but are not part of the h
 // ---- [cv] seed, [train] seed, [cv] splits ------------------------------------------------
 
 TEST_CASE("config: [cv] seed and [train] seed follow the experiment seed unless set", "[config][seeds]") {
+TEST_CASE("config: train.precision is recorded, and hashed unless fp32", "[config][resolved][precision]") {
+  const ExperimentConfig plain = parse(kValid);
+  CHECK(plain.train.precision == "fp32");
+  CHECK_THAT(plain.resolved_toml(), Contains("\nprecision = \"fp32\"\n"));
+  const ExperimentConfig bf16 = parse(kValid + "[train]\nprecision = \"bf16\"\n");
+  CHECK(bf16.train.precision == "bf16");
+  // Other arithmetic, other numbers: another run id.
+  CHECK(bf16.hash() != plain.hash());
+  CHECK(parse(kValid, {"train.precision=\"fp16\""}).hash() != bf16.hash());
+  // Read back (resume, rerun): it survives.
+  const ExperimentConfig again = parse(bf16.resolved_toml());
+  CHECK(again.train.precision == "bf16");
+  CHECK(again.hash() == bf16.hash());
+  CHECK_THAT(error_of(kValid + "[train]\nprecision = \"fp8\"\n"),
+             Contains("train.precision") && Contains("fp32") && Contains("bf16") && Contains("fp16"));
+}
+
   const ExperimentConfig plain = parse(kValid);
   CHECK(plain.seed == 42);
   CHECK(plain.fold_seed() == 42);

@@ -75,6 +75,9 @@ struct TrainConfig {
   // TensorBoard event files (docs/tensorboard.md). Output only: not part of hash().
   bool tensorboard = false;
   std::int64_t tensorboard_every = 10;  // batches between per-batch events; 0 = epochs only
+  // fp32 | bf16 | fp16: autocast of forward and loss (docs/experiment-format.md). Hashed
+  // unless fp32.
+  std::string precision = "fp32";
 };
 
 struct CvConfig {
@@ -131,9 +134,10 @@ struct ExperimentConfig {
   // (train.tensorboard, train.tensorboard_every): they change what is written beside a run,
   // never what it computes, and leave the hashes of files that do not set them as they were.
   // Likewise [cv] seed and [train] seed are left out when they equal the experiment seed and
-  // [cv] splits when unset, so files written before they existed keep their hashes (and run
-  // ids). A split file enters by its content (split_file_digest), not its name: this reads the
-  // file, and throws DataError when it cannot be read or parsed.
+  // [cv] splits when unset, and [train] precision when "fp32", so files written before they
+  // existed keep their hashes (and run ids). A split file enters by its content
+  // (split_file_digest), not its name: this reads the file, and throws DataError when it
+  // cannot be read or parsed.
   std::string hash() const;
 };
 
