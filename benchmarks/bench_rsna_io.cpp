@@ -1,4 +1,5 @@
-// RSNA image input speed: one radiograph's DICOM read + JPEG decode + resize, and the
+// RSNA image input speed: one radiograph's DICOM read + JPEG decode + resize (chestlab's JPEG
+// fast and exact paths beside the notebooks' pydicom + skimage pipeline), and the
 // rsna_pneumonia dataset through the batch loader with and without the preprocessing cache.
 //
 //   bench_rsna_io [--dicom FILE.dcm] [--corpus DIR] [--patients N] [--size S] [--repeat R]
@@ -16,9 +17,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "chestlab/host/loader.h"
 #include "chestlab/host/registry.h"
@@ -43,6 +46,85 @@ fs::path shared_data() {
 
 void row(const std::string& measure, double value, const char* unit) {
   std::cout << fmt::format("| {:<58} | {:>9.2f} {:<8} |\n", measure, value, unit);
+}
+
+// Mean milliseconds of fn() over `repeat` calls, after one warm-up call.
+template <class Fn>
+double mean_ms(int repeat, Fn fn) {
+  fn();
+  const auto t0 = Clock::now();
+  for (int r = 0; r < repeat; ++r) fn();
+  return 1000.0 * since(t0) / repeat;
+}
+
+// The notebooks' pydicom + skimage pipeline on the same file (benchmarks/pydicom_pipeline.py),
+// one core: its "decode_ms" and "pipeline_ms", or why it could not run.
+struct PythonTimes {
+  double decode_ms = 0, pipeline_ms = 0;
+  std::string unavailable;  // non-empty: why there are no times
+};
+
+PythonTimes python_pipeline(const std::string& dicom, int size, int repeat) {
+  const char* python = std::getenv("CHESTLAB_PYTHON");
+  const std::string command = fmt::format(
+      "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 '{}' '{}/benchmarks/pydicom_pipeline.py' '{}' {} {} 2>&1",
+      python ? python : "/usr/bin/python3", CHESTLAB_SOURCE_DIR, dicom, size, repeat);
+  PythonTimes out;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return {0, 0, "cannot start python"};
+  std::string text;
+  char buffer[512];
+  while (std::fgets(buffer, sizeof buffer, pipe) != nullptr) text += buffer;
+  const int status = ::pclose(pipe);
+  std::istringstream lines(text);
+  std::string name;
+  double value = 0;
+  int found = 0;
+  while (lines >> name >> value) {
+    if (name == "decode_ms") out.decode_ms = value, ++found;
+    if (name == "pipeline_ms") out.pipeline_ms = value, ++found;
+  }
+  if (status != 0 || found != 2)
+    out.unavailable = "pydicom_pipeline.py failed (python3-pydicom, python3-skimage installed?): " +
+                      text.substr(0, 300);
+  return out;
+}
+
+// One radiograph to `size` px on one core (OpenCV's own threads off): chestlab's JPEG fast
+// path and exact path (preprocess_dicom, decode = fast / exact) and the notebooks' pipeline,
+// in one run, with the ratios and the fast path's pixel difference from the exact one.
+void fast_exact_python_rows(const std::string& dicom, int size, int repeat) {
+  const int opencv_threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  rsna::RsnaPreprocess fast, exact;
+  fast.image_size = exact.image_size = size;
+  fast.fast_decode = true;
+  exact.fast_decode = false;
+  const double fast_ms = mean_ms(repeat, [&] { rsna::preprocess_dicom(dicom, fast); });
+  const double exact_ms = mean_ms(repeat, [&] { rsna::preprocess_dicom(dicom, exact); });
+  cv::setNumThreads(opencv_threads);
+  const PythonTimes py = python_pipeline(dicom, size, repeat);
+
+  row(fmt::format("DICOM -> {} px, one core: chestlab fast path", size), fast_ms, "ms");
+  row(fmt::format("DICOM -> {} px, one core: chestlab exact path", size), exact_ms, "ms");
+  row("  exact / fast", exact_ms / fast_ms, "x");
+  if (py.unavailable.empty()) {
+    row(fmt::format("DICOM -> {} px, one core: pydicom + skimage (notebooks)", size), py.pipeline_ms, "ms");
+    row("  pydicom + skimage / fast", py.pipeline_ms / fast_ms, "x");
+    row("pydicom decode alone (dcmread + pixel_array), one core", py.decode_ms, "ms");
+    row("  pydicom decode alone / fast", py.decode_ms / fast_ms, "x");
+  } else {
+    std::cout << "| pydicom + skimage: " << py.unavailable << "\n";
+  }
+  // In 8-bit grey levels of the [0, 1] result (min-max normalised, resized, 16-bit).
+  cv::Mat a = rsna::unit_from_u16(rsna::preprocess_dicom(dicom, fast).pixels);
+  cv::Mat b = rsna::unit_from_u16(rsna::preprocess_dicom(dicom, exact).pixels);
+  cv::Mat difference;
+  cv::absdiff(a, b, difference);
+  double max_difference = 0;
+  cv::minMaxLoc(difference, nullptr, &max_difference);
+  row(fmt::format("fast - exact at {} px: mean |difference|", size), 255.0 * cv::mean(difference)[0], "/255");
+  row(fmt::format("fast - exact at {} px: max |difference|", size), 255.0 * max_difference, "/255");
 }
 
 double loader_pass(const std::shared_ptr<const Dataset>& dataset, std::size_t workers) {
@@ -87,6 +169,9 @@ int main(int argc, char** argv) {
     // One radiograph, `repeat` times (the file stays in the page cache: decoding, not disk).
     rsna::RsnaPreprocess params;
     params.image_size = size;
+    rsna::RsnaPreprocess exact_params = params;  // these three rows take the exact path apart
+    exact_params.fast_decode = false;
+    params.fast_decode = false;  // these three rows take the exact path apart
     double read_s = 0, resize_s = 0, total_s = 0;
     for (int r = -1; r < repeat; ++r) {  // r = -1 warms up
       auto t0 = Clock::now();
@@ -96,13 +181,14 @@ int main(int argc, char** argv) {
       const cv::Mat small = resize_image(normalize_minmax(image.pixels), size, size);
       const double t_resize = since(t0);
       t0 = Clock::now();
-      const rsna::PreparedImage prepared = rsna::preprocess_dicom(dicom, params);
+      const rsna::PreparedImage prepared = rsna::preprocess_dicom(dicom, exact_params);
       const double t_total = since(t0);
       if (r >= 0) read_s += t_read, resize_s += t_resize, total_s += t_total;
     }
     row("DICOM read + JPEG decode (1024 x 1024), per image", 1000 * read_s / repeat, "ms");
     row(fmt::format("min-max + area resize to {} px, per image", size), 1000 * resize_s / repeat, "ms");
     row(fmt::format("preprocess_dicom (read+decode+resize+16 bit), per image"), 1000 * total_s / repeat, "ms");
+    fast_exact_python_rows(dicom, size, repeat);
 
     if (corpus.empty()) {
       const fs::path dir = fs::temp_directory_path() / fmt::format("chestlab-bench-rsna-{}", patients);
