@@ -1,15 +1,18 @@
 // `chestlab predict` end to end: synth rsna (40 real label rows) -> train one epoch -> predict
-// -> score, with the submission's format checked strictly, fold averaging, overlays, errors.
+// -> score, with the submission's format checked strictly, fold averaging, overlays, errors;
+// and a box model's two folds concatenated, fused (WBF) and suppressed (NMS).
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "chestlab/detection/fusion.h"
 #include "support.h"
 
 namespace fs = std::filesystem;
@@ -195,4 +198,115 @@ TEST_CASE("synth -> train one epoch -> predict -> score round trip", "[predict][
                       &log) == 3);
     CHECK(log.find("39 image(s)") != std::string::npos);
   }
+}
+
+namespace {
+
+std::vector<chestlab::ScoredBox> scored(const Row& row) {
+  std::vector<chestlab::ScoredBox> out;
+  for (const auto& b : row.boxes) out.push_back({b[0], {b[1], b[2], b[3], b[4]}});
+  return out;
+}
+
+std::vector<std::array<double, 5>> sorted_rows(std::vector<std::array<double, 5>> boxes) {
+  std::sort(boxes.begin(), boxes.end());
+  return boxes;
+}
+
+}  // namespace
+
+TEST_CASE("box model with two folds: predict concatenates, fuses (wbf) or suppresses (nms) their boxes",
+          "[predict][e2e][fusion]") {
+  CHESTLAB_REQUIRE_SHARED_DATA(data);
+  const fs::path dir = scratch_dir("predict_fusion_e2e");
+  const fs::path corpus = dir / "corpus";
+  const std::string exe = shell_quote(chestlab_exe());
+  std::string log;
+  REQUIRE(run_command(exe + " synth rsna --labels " + shell_quote((data / "rsna" / "stage_2_train_labels.csv").string()) +
+                          " --class-info " +
+                          shell_quote((data / "rsna" / "stage_2_detailed_class_info.csv").string()) +
+                          " --limit 24 --seed 3 --out " + shell_quote(corpus.string()),
+                      &log) == 0);
+  std::set<std::string> ids;
+  for (const auto& e : fs::directory_iterator(corpus))
+    if (e.path().extension() == ".dcm") ids.insert(e.path().stem().string());
+  REQUIRE(ids.size() == 24);
+
+  // The small RetinaNet recipe shrunk to seconds (64 px, a narrow net, 2 folds of 1 epoch),
+  // with every box kept (no score cut in the model or the metric): each fold gives exactly
+  // max_detections boxes per image, and both folds' boxes of an image overlap.
+  const std::string experiment = (source_dir() / "experiments" / "rsna_retinanet_small.toml").string();
+  const fs::path results = dir / "results";
+  REQUIRE(run_command(exe + " run " + shell_quote(experiment) + " --set dataset.images=" +
+                          shell_quote(corpus.string()) + " --set dataset.labels=" +
+                          shell_quote((corpus / "stage_2_train_labels.csv").string()) + " --set dataset.class_info=" +
+                          shell_quote((corpus / "stage_2_detailed_class_info.csv").string()) +
+                          " --set dataset.image_size=64 --set model.width=8 --set model.fpn_channels=16"
+                          " --set model.head_convs=1 --set model.score_threshold=0 --set model.max_detections=4"
+                          " --set metrics.0.min_score=0 --set train.epochs=1 --set cv.folds=2"
+                          " --set 'cv.run_folds=[0,1]' --output " + shell_quote(results.string()) + " --quiet",
+                      &log) == 0);
+  fs::path run;
+  for (const auto& e : fs::recursive_directory_iterator(results))
+    if (e.path().extension() == ".h5") run = e.path();
+  REQUIRE_FALSE(run.empty());
+  const std::string predict = exe + " predict --run " + shell_quote(run.string()) + " --images " +
+                              shell_quote(corpus.string()) + " ";
+  auto predicted = [&](const std::string& options, const std::string& name, std::string* output = nullptr) {
+    const fs::path out = dir / (name + ".csv");
+    std::string text;
+    REQUIRE(run_command(predict + options + " --out " + shell_quote(out.string()), &text) == 0);
+    if (output) *output = text;
+    return read_checked(out, ids);
+  };
+
+  const auto fold0 = predicted("--fold 0 --quiet", "fold0");
+  const auto fold1 = predicted("--fold 1 --quiet", "fold1");
+  const auto concat = predicted("--fuse concat --quiet", "concat");
+  std::string wbf_output;
+  const auto wbf = predicted("--fuse wbf", "wbf", &wbf_output);
+  const auto nms = predicted("--fuse nms --quiet", "nms");
+  CHECK(wbf_output.find("boxes of 2 folds fused: wbf (IoU 0.55)") != std::string::npos);
+  // One fold: its boxes as they are, whatever --fuse.
+  const bool single_fold_unchanged = sorted_rows(predicted("--fold 0 --fuse concat --quiet", "fold0_concat")
+                                                     .at(*ids.begin())
+                                                     .boxes) == sorted_rows(fold0.at(*ids.begin()).boxes);
+  CHECK(single_fold_unchanged);
+
+  std::size_t concat_boxes = 0, wbf_boxes = 0;
+  for (const auto& id : ids) {
+    INFO(id);
+    REQUIRE(fold0.at(id).boxes.size() == 4);
+    REQUIRE(fold1.at(id).boxes.size() == 4);
+    auto both = fold0.at(id).boxes;
+    both.insert(both.end(), fold1.at(id).boxes.begin(), fold1.at(id).boxes.end());
+    const bool concat_is_both_folds = sorted_rows(concat.at(id).boxes) == sorted_rows(both);
+    CHECK(concat_is_both_folds);
+
+    // WBF of the folds' written boxes (4-decimal confidences, integer pixels) gives the written
+    // fused boxes up to that rounding.
+    const auto expected = chestlab::detection::weighted_boxes_fusion({scored(fold0.at(id)), scored(fold1.at(id))});
+    const auto& got = wbf.at(id).boxes;
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      CHECK(got[i][0] == Approx(expected[i].score).margin(2e-4));
+      CHECK(got[i][1] == Approx(expected[i].box.x).margin(1.0));
+      CHECK(got[i][2] == Approx(expected[i].box.y).margin(1.0));
+      CHECK(got[i][3] == Approx(expected[i].box.w).margin(1.0));
+      CHECK(got[i][4] == Approx(expected[i].box.h).margin(1.0));
+    }
+    for (const auto& kept : nms.at(id).boxes) {
+      const bool one_of_the_folds = std::find(both.begin(), both.end(), kept) != both.end();
+      CHECK(one_of_the_folds);
+    }
+    CHECK(nms.at(id).boxes.size() <= both.size());
+    concat_boxes += both.size();
+    wbf_boxes += got.size();
+  }
+  CHECK(wbf_boxes < concat_boxes);  // the folds agreed somewhere, so fusion merged boxes
+
+  CHECK(run_command(predict + "--fuse mean --out " + shell_quote((dir / "x.csv").string()), &log) == 2);
+  CHECK(log.find("--fuse takes wbf, nms or concat") != std::string::npos);
+  CHECK(run_command(predict + "--fuse-iou 0 --out " + shell_quote((dir / "x.csv").string()), &log) == 2);
+  CHECK(log.find("--fuse-iou must be in (0, 1]") != std::string::npos);
 }

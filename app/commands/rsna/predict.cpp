@@ -1,5 +1,5 @@
 // chestlab predict --run RUN.h5 [--fold K | --fold all] --images DIR [--labels CSV] --out submission.csv
-//                  [--overlays DIR]
+//                  [--overlays DIR] [--fuse wbf|nms|concat] [--fuse-iou T]
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -11,6 +11,7 @@
 #include <iostream>
 #include <unordered_set>
 
+#include "chestlab/detection/fusion.h"
 #include "chestlab/errors.h"
 #include "chestlab/host/predict.h"
 #include "chestlab/imaging/image_ops.h"
@@ -29,14 +30,18 @@ namespace {
 constexpr const char* kUsage =
     "usage: chestlab predict --run RUN.h5 [--fold K | --fold all] --images DIR --out submission.csv\n"
     "                        [--labels LABELS.csv] [--overlays DIR] [--threshold T] [--device D]\n"
-    "                        [--batch-size N]\n\n"
+    "                        [--batch-size N] [--fuse wbf|nms|concat] [--fuse-iou T]\n\n"
     "Runs a recorded run's models on every <patientId>.dcm of DIR, with the run's own dataset\n"
     "preprocessing (no augmentation, no cache), and writes an RSNA submission\n"
     "(patientId,PredictionString: groups of `confidence x y width height` in pixels of the\n"
     "original images; empty for no box). A mask model's probability map becomes boxes as the\n"
     "run's rsna_map metric made them (threshold, confidence, min_area, gate, min_score).\n"
     "--fold all (the default) uses every fold with weights: mask models average the folds'\n"
-    "probability maps before post-processing; box models concatenate the folds' boxes.\n"
+    "probability maps before post-processing; box models fuse the folds' boxes: --fuse wbf\n"
+    "(the default; weighted boxes fusion: boxes of the folds that overlap with IoU >= --fuse-iou,\n"
+    "default 0.55, become one box at their confidence-weighted mean position, its confidence the\n"
+    "mean times the share of folds that saw it), nms (the best of each overlapping group, IoU >\n"
+    "--fuse-iou) or concat (every fold's boxes, copies included).\n"
     "With --labels, also prints the competition score of the images predicted. --overlays\n"
     "writes one PNG per image with the truth (green, with --labels) and predicted (red) boxes.\n\n";
 
@@ -73,6 +78,28 @@ cv::Mat overlay(const ImagePrediction& p, const std::vector<Box>* truth) {
   return canvas;
 }
 
+struct ChosenFusion {
+  detection::FuseMethod method = detection::FuseMethod::Wbf;
+  detection::FusionOptions options;
+  std::string describe() const {
+    return method == detection::FuseMethod::Concat
+               ? "concat"
+               : fmt::format("{} (IoU {})", detection::to_string(method), options.iou_threshold);
+  }
+};
+
+ChosenFusion fusion_from(const po::variables_map& vm) {
+  ChosenFusion chosen;
+  const std::string name = vm["fuse"].as<std::string>();
+  const auto method = detection::parse_fuse_method(name);
+  if (!method) throw po::error("--fuse takes wbf, nms or concat (got '" + name + "')");
+  chosen.method = *method;
+  chosen.options.iou_threshold = vm["fuse-iou"].as<double>();
+  if (!(chosen.options.iou_threshold > 0.0 && chosen.options.iou_threshold <= 1.0))
+    throw po::error("--fuse-iou must be in (0, 1]");
+  return chosen;
+}
+
 int run_predict(const std::vector<std::string>& args) {
   po::options_description options("options");
   options.add_options()("help,h", "show this help")(
@@ -85,11 +112,15 @@ int run_predict(const std::vector<std::string>& args) {
       "threshold", po::value<double>(), "mask models: foreground above this probability (default: the run's)")(
       "device", po::value<std::string>()->default_value(""), "auto | cpu | cuda[:N]; default: the run's")(
       "batch-size", po::value<std::size_t>()->default_value(0), "images per forward pass; 0: the run's")(
+      "fuse", po::value<std::string>()->default_value("wbf"), "box models, several folds: wbf | nms | concat")(
+      "fuse-iou", po::value<double>()->default_value(detection::FusionOptions{}.iou_threshold),
+      "IoU at which wbf joins boxes and nms suppresses them, in (0, 1]")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")(
       "quiet,q", "only errors and the score");
   po::variables_map vm;
   if (auto done = parse_command_line(args, kUsage, options, {}, {}, vm)) return *done;
   PredictRequest request;
+  ChosenFusion fusion;
   try {
     for (const char* required : {"run", "images", "out"})
       if (!vm.count(required)) throw po::error(std::string("--") + required + " is required");
@@ -103,6 +134,10 @@ int run_predict(const std::vector<std::string>& args) {
       if (!(threshold >= 0.0 && threshold < 1.0)) throw po::error("--threshold must be in [0, 1)");
       request.post_processing["threshold"] = threshold;
     }
+    fusion = fusion_from(vm);
+    request.fuse_boxes = [fusion](const std::vector<std::vector<ScoredBox>>& views) {
+      return detection::fuse_views(views, fusion.method, fusion.options);
+    };
   } catch (const po::error& e) {
     std::cerr << "error: " << e.what() << "\n\n" << kUsage << options;
     return kExitUsage;
@@ -151,6 +186,8 @@ int run_predict(const std::vector<std::string>& args) {
     if (summary.output_kind == "mask")
       std::cout << fmt::format("boxes from the {}mask: {}\n", summary.folds.size() > 1 ? "fold-averaged " : "",
                                summary.post.describe());
+    else if (summary.folds.size() > 1)
+      std::cout << fmt::format("boxes of {} folds fused: {}\n", summary.folds.size(), fusion.describe());
     std::cout << fmt::format("wrote {} ({} rows, {} boxes)\n", out_csv, submission.size(), boxes);
     if (!overlays.empty()) std::cout << fmt::format("overlays: {}/<patientId>.png\n", overlays);
   }

@@ -89,6 +89,16 @@ std::vector<ScoredBox> scale_and_clip(const std::vector<ScoredBox>& boxes, doubl
   return out;
 }
 
+// One image's boxes from each fold -> one list: one fold's as they are, several fused by the
+// caller's method or, without one, concatenated.
+std::vector<ScoredBox> combine_views(std::vector<std::vector<ScoredBox>> views, const BoxFusion& fuse) {
+  if (views.size() == 1) return std::move(views.front());
+  if (fuse) return fuse(views);
+  std::vector<ScoredBox> all;
+  for (auto& view : views) all.insert(all.end(), view.begin(), view.end());
+  return all;
+}
+
 Prediction to_cpu(Prediction p) {
   if (p.mask_prob.defined()) p.mask_prob = p.mask_prob.to(torch::kCPU);
   if (p.image_prob.defined()) p.image_prob = p.image_prob.to(torch::kCPU);
@@ -198,10 +208,10 @@ PredictSummary predict_run(const PredictRequest& request, const PluginRegistry& 
         out.boxes = metric->boxes(predictions.front(), i);
         scale_boxes(out.boxes, sx, sy);
       } else {
-        for (const auto& fold : predictions) {
-          auto scaled = scale_and_clip(metric->boxes(fold, i), sx, sy, out.original_cols, out.original_rows);
-          out.boxes.insert(out.boxes.end(), scaled.begin(), scaled.end());
-        }
+        std::vector<std::vector<ScoredBox>> views;
+        for (const auto& fold : predictions)
+          views.push_back(scale_and_clip(metric->boxes(fold, i), sx, sy, out.original_cols, out.original_rows));
+        out.boxes = combine_views(std::move(views), request.fuse_boxes);
       }
       std::stable_sort(out.boxes.begin(), out.boxes.end(),
                        [](const ScoredBox& a, const ScoredBox& b) { return a.score > b.score; });

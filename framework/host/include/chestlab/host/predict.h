@@ -22,6 +22,9 @@ namespace chestlab {
 
 class PluginRegistry;
 
+// One image's boxes from several models (one list per model, in original pixels) -> one list.
+using BoxFusion = std::function<std::vector<ScoredBox>(const std::vector<std::vector<ScoredBox>>& views)>;
+
 struct PredictRequest {
   std::string run_file;
   std::vector<int> folds;        // empty: every fold that has best weights ("--fold all")
@@ -31,6 +34,11 @@ struct PredictRequest {
   // Parameters of the box-making metric to override (e.g. {"threshold", 0.3}), checked
   // against its schema.
   std::map<std::string, ParamValue> post_processing;
+  // Box models with several folds: how the folds' post-processed boxes of one image (one list
+  // per fold, in original pixels) become one list. Empty: concatenated. The host knows no
+  // fusion method; its callers pass one (chestlab predict: detection::fuse_views, weighted
+  // boxes fusion by default). Not called with a single fold, whose boxes are kept as they are.
+  BoxFusion fuse_boxes;
 };
 
 // One image's result. Boxes are in pixels of the original image (e.g. 1024 x 1024).
@@ -72,10 +80,11 @@ struct PredictCallbacks {
 };
 
 // Runs the prediction. Several folds: mask models average the folds' probability maps (and
-// image-level probabilities) before post-processing; box models concatenate the folds'
-// post-processed boxes (no suppression or fusion). Throws ConfigError for a fold that does
-// not exist or has no weights, a run whose dataset has no folder reader, or a run without a
-// metric that makes boxes; DataError for an unreadable run file, folder or image.
+// image-level probabilities) before post-processing; box models post-process each fold's
+// boxes and pass them to request.fuse_boxes (concatenated when it is empty). Throws
+// ConfigError for a fold that does not exist or has no weights, a run whose dataset has no
+// folder reader, or a run without a metric that makes boxes; DataError for an unreadable run
+// file, folder or image.
 PredictSummary predict_run(const PredictRequest& request, const PluginRegistry& registry,
                            const PredictCallbacks& callbacks);
 
