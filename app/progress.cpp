@@ -10,7 +10,7 @@ namespace chestlab::app {
 ProgressPrinter::ProgressPrinter(bool enabled) : enabled_(enabled), tty_(isatty(STDOUT_FILENO) != 0) {}
 
 void ProgressPrinter::batch(int fold, std::int64_t epoch, std::int64_t epochs, std::size_t batch,
-                            std::size_t batches, double loss, double images_per_second) {
+                            std::size_t batches, const std::function<double()>& loss, double images_per_second) {
   if (!enabled_ || !tty_) return;
   const auto now = std::chrono::steady_clock::now();
   if (batch <= 1) epoch_start_ = now;
@@ -26,7 +26,7 @@ void ProgressPrinter::batch(int fold, std::int64_t epoch, std::int64_t epochs, s
                fold, static_cast<long long>(epoch + 1), static_cast<long long>(epochs),
                std::string(static_cast<std::size_t>(filled), '#').c_str(),
                std::string(static_cast<std::size_t>(width - filled), '.').c_str(), batch, batches,
-               images_per_second, loss, remaining);
+               images_per_second, loss(), remaining);
   std::fflush(stdout);
   bar_open_ = true;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace chestlab::app {
@@ -11,8 +12,9 @@ namespace chestlab::app {
 class ProgressPrinter {
  public:
   explicit ProgressPrinter(bool enabled);
+  // `loss()` is read only when the bar is drawn: it waits for the device.
   void batch(int fold, std::int64_t epoch, std::int64_t epochs, std::size_t batch, std::size_t batches,
-             double loss, double images_per_second);
+             const std::function<double()>& loss, double images_per_second);
   // Ends the live bar (if any) and prints `line`.
   void line(const std::string& text);
 

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
         log.on_fold_started(FoldStarted{k, 160, 80, std::nullopt, static_cast<std::size_t>(batches)});
         for (std::int64_t e = 0; e < epochs; ++e) {
           for (std::int64_t b = 1; b <= batches; ++b)
-            log.on_batch_done(BatchDone{k, e, static_cast<std::size_t>(b), static_cast<std::size_t>(batches), 0.8, 110});
+            log.on_batch_done(BatchDone{k, e, static_cast<std::size_t>(b), static_cast<std::size_t>(batches), [] { return 0.8; }, 110});
           log.on_epoch_done(k, row_for(e), TrainingThroughput{110.0, 0.02}, e == 0);
         }
       }
@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
         log.on_fold_started(FoldStarted{k, 160, 80, epochs / 2, static_cast<std::size_t>(batches)});
         for (std::int64_t e = epochs / 2; e < epochs; ++e) {
           for (std::int64_t b = 1; b <= batches; ++b)
-            log.on_batch_done(BatchDone{k, e, static_cast<std::size_t>(b), static_cast<std::size_t>(batches), 0.8, 110});
+            log.on_batch_done(BatchDone{k, e, static_cast<std::size_t>(b), static_cast<std::size_t>(batches), [] { return 0.8; }, 110});
           log.on_epoch_done(k, row_for(e), TrainingThroughput{110.0, 0.02}, false);
         }
       }

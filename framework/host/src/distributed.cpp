@@ -364,10 +364,14 @@ std::vector<std::size_t> DistributedSync::shard(const std::vector<std::size_t>& 
 }
 
 StepTotals DistributedSync::sum(const StepTotals& mine) {
-  // [loss * samples, samples, interrupted] in one all-reduce, in double precision.
-  torch::Tensor numbers = torch::tensor({mine.loss_sum, mine.samples, mine.stop ? 1.0 : 0.0}, torch::kFloat64);
+  // [loss * samples, samples, interrupted] in one all-reduce, in double precision. Every
+  // process must know the step's samples and interrupt at once, so this step's numbers come
+  // to the host: one wait for the device per step, the loss read with them.
+  const double loss_sum = mine.loss_sum.defined() ? mine.loss_sum.item<double>() : 0.0;
+  torch::Tensor numbers = torch::tensor({loss_sum, mine.samples, mine.stop ? 1.0 : 0.0}, torch::kFloat64);
   context_.all_reduce_sum(numbers);
-  return StepTotals{numbers[0].item<double>(), numbers[1].item<double>(), numbers[2].item<double>() > 0};
+  const double* summed = numbers.data_ptr<double>();
+  return StepTotals{torch::tensor(summed[0], torch::kFloat64), summed[1], summed[2] > 0};
 }
 
 void DistributedSync::average_gradients(torch::nn::Module& model, double samples, double total_samples) {

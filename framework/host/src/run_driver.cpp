@@ -20,6 +20,7 @@
 #include "chestlab/host/tensorboard_log.h"
 #include "chestlab/host/trainer.h"
 #include "chestlab/host/weights.h"
+#include "precision.h"
 
 namespace fs = std::filesystem;
 
@@ -58,9 +59,9 @@ class RunRecorder : public FoldObserver {
     pending_skipped_.clear();
     observer_.on_epoch_done(fold, row, throughput, improved);
   }
-  void on_batch_end(int fold, std::int64_t epoch, std::size_t batch, std::size_t batches, double loss,
-                    double ips) override {
-    observer_.on_batch_done(BatchDone{fold, epoch, batch, batches, loss, ips});
+  void on_batch_end(int fold, std::int64_t epoch, std::size_t batch, std::size_t batches,
+                    const std::function<double()>& mean_loss, double ips) override {
+    observer_.on_batch_done(BatchDone{fold, epoch, batch, batches, mean_loss, ips});
   }
   // Recorded with the next epoch: an epoch that does not complete leaves no trace.
   void on_skipped(int fold, const std::vector<SkippedSample>& skipped) override {
@@ -329,6 +330,7 @@ RunOutcome run_experiment(const RunRequest& request, RunObserver& observer) {
   const ExperimentConfig config = load_config(request, *registry, file, previous);
   const torch::Device device = choose_device(config.train.device);
   const int threads = configure_threads(config.train.threads);
+  precision_on(config.train.precision, device);  // refused before a run file exists
   configure_determinism(config.train.deterministic);
 
   std::unique_ptr<DistributedContext> distributed;

@@ -100,7 +100,7 @@ void TensorBoardLog::on_batch_done(const BatchDone& batch) {
   if (every_ > 0 && batch.fold == fold_ && batch.batch >= 1) {
     const std::int64_t step =
         batch.epoch * static_cast<std::int64_t>(batches_) + static_cast<std::int64_t>(batch.batch) - 1;
-    if ((step + 1) % every_ == 0) writer().write_scalars(step, {{kBatchLoss, static_cast<float>(batch.mean_loss)}});
+    if ((step + 1) % every_ == 0) writer().write_scalars(step, {{kBatchLoss, static_cast<float>(batch.mean_loss())}});
   }
   next_.on_batch_done(batch);
 }

@@ -10,6 +10,7 @@
 #include "chestlab/host/plugin_guard.h"
 #include "chestlab/host/runtime.h"
 #include "chestlab/rng.h"
+#include "precision.h"
 
 namespace chestlab {
 
@@ -42,6 +43,59 @@ bool improves(double value, double best, bool maximize, bool have_best) {
 constexpr const char* kModelPart = "model";          // torch::serialize archive bytes
 constexpr const char* kOptimizerPart = "optimizer";  // torch::serialize archive bytes
 constexpr const char* kSchedulerPart = "scheduler";  // Scheduler::save_state()
+constexpr const char* kScalerPart = "grad_scaler";   // fp16: torch::serialize archive bytes
+
+// Scalar tensors (batch losses), each on the device that computed it, summed only when the
+// total is needed: then they come to the host in one copy and are added there in batch
+// order in double precision, the numbers a loop reading every batch's loss would give,
+// without making the host wait for the device at every batch.
+class DeferredSum {
+ public:
+  void add(const torch::Tensor& value, std::int64_t batch) {
+    pending_.push_back(value.reshape({1}));
+    batches_.push_back(batch);
+  }
+  // The total so far; `inspect(batch, value)` sees each value before it is added, and may throw.
+  double total(const std::function<void(std::int64_t, double)>& inspect = nullptr) {
+    if (pending_.empty()) return total_;
+    const torch::Tensor values = torch::cat(pending_).to(torch::kCPU, torch::kFloat64).contiguous();
+    const std::vector<std::int64_t> batches = std::move(batches_);
+    pending_.clear();
+    batches_.clear();
+    const double* value = values.data_ptr<double>();
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      if (inspect) inspect(batches[i], value[i]);
+      total_ += value[i];
+    }
+    return total_;
+  }
+
+ private:
+  std::vector<torch::Tensor> pending_;
+  std::vector<std::int64_t> batches_;
+  double total_ = 0;
+};
+
+// torch::nn::utils::clip_grad_norm_'s arithmetic (the 2-norm of the gradients' 2-norms, and
+// the gradients times min(1, max_norm / (norm + 1e-6))) without its return value: LibTorch's
+// C++ version reads the norm back to the host, so waits for the device at every step.
+void clip_gradient_norm(const std::vector<torch::Tensor>& parameters, double max_norm) {
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return;
+  for (const auto& g : grads) norms.push_back(g.data().norm(2.0));
+  const torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2.0);
+  const torch::Tensor factor = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (auto& g : grads) g.data().mul_(factor);
+}
+
+// A prediction's tensor for the metrics, which read fp32 on the CPU: bf16 and fp16 outputs
+// of autocast are widened (exactly).
+torch::Tensor for_metrics(const torch::Tensor& t) {
+  const bool reduced = t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf;
+  return reduced ? t.to(torch::kCPU, torch::kFloat32) : t.to(torch::kCPU);
+}
 
 // A process training alone: nothing to agree on with anyone.
 class SingleProcess final : public TrainingSync {
@@ -73,6 +127,8 @@ TrainingSync& single_process() {
 FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync)
     : experiment_(experiment), config_(experiment.config()), fold_(fold), device_(device),
       sync_(sync ? sync : &single_process()), per_image_(experiment) {
+  precision_ = precision_on(config_.train.precision, device_);
+  if (precision_ == Precision::Fp16) scaler_ = std::make_unique<GradScaler>(device_);
   seed_torch({config_.training_seed(), static_cast<std::uint64_t>(fold), 0x1u});
   model_ = experiment.make_model();
   model_->to(device_);
@@ -82,6 +138,8 @@ FoldTrainer::FoldTrainer(const Experiment& experiment, int fold, torch::Device d
   metrics_ = experiment.make_metrics();
   sync_->start_fold(*model_);
 }
+
+FoldTrainer::~FoldTrainer() = default;
 
 LoaderOptions FoldTrainer::loader_options(std::int64_t epoch, bool training) const {
   LoaderOptions o;
@@ -120,6 +178,7 @@ ResumeBlob FoldTrainer::checkpoint(std::int64_t next_epoch) const {
   c.parts[kModelPart] = archive_bytes([&](auto& a) { model_->save(a); });
   c.parts[kOptimizerPart] = archive_bytes([&](auto& a) { optimizer_->save(a); });
   c.parts[kSchedulerPart] = scheduler_->save_state();
+  if (scaler_) c.parts[kScalerPart] = archive_bytes([&](auto& a) { scaler_->save(a); });
   return c;
 }
 
@@ -131,6 +190,12 @@ void FoldTrainer::restore(const ResumeBlob& c) {
   optimizer_archive.load_from(optimizer_in, device_);
   optimizer_->load(optimizer_archive);
   scheduler_->load_state(c.parts.at(kSchedulerPart));
+  if (scaler_ && c.parts.count(kScalerPart)) {
+    torch::serialize::InputArchive scaler_archive;
+    std::istringstream scaler_in(c.parts.at(kScalerPart));
+    scaler_archive.load_from(scaler_in, device_);
+    scaler_->load(scaler_archive);
+  }
 }
 
 bool FoldTrainer::train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThroughput& throughput) {
@@ -148,29 +213,54 @@ bool FoldTrainer::train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThrou
   set_learning_rate(*optimizer_, row.lr);
 
   const auto t0 = Clock::now();
-  double loss_sum = 0;  // over every process
+  DeferredSum loss_sum;  // over every process
   double seen = 0;
   std::int64_t step = 0;  // steps taken: the schedule's position in the epoch
   bool completed = true;
-  for (std::int64_t b = 0; b < batches; ++b) {
-    std::optional<Batch> host_batch = loader.next();  // nullopt past this process's last slice
-    const bool no_samples = !host_batch || host_batch->size() == 0;  // every sample of it was skipped
-    if (no_samples && !sync_->lockstep()) continue;
-    if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, batches));
-    const StepTotals totals = train_step(host_batch, epoch, step, row.lr);
-    loss_sum += totals.loss_sum;
-    seen += totals.samples;
-    ++step;
-    const double elapsed = seconds_since(t0);
-    observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step), static_cast<std::size_t>(batches),
-                            seen > 0 ? loss_sum / seen : 0, elapsed > 0 ? seen / elapsed : 0);
-    if (totals.stop) {
-      completed = false;
-      break;
+  // The first batch whose loss is not finite fails the fold, found where the losses are read.
+  const auto fail_if_not_finite = [&](std::int64_t batch, double value) {
+    if (!std::isfinite(value))
+      throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}){}; lower the learning rate or "
+                                      "set train.grad_clip",
+                                      value, epoch, batch, row.lr, sync_->where()));
+  };
+  const std::function<double()> mean_loss = [&] {
+    const double sum = loss_sum.total(fail_if_not_finite);
+    return seen > 0 ? sum / seen : 0;
+  };
+  try {
+    for (std::int64_t b = 0; b < batches; ++b) {
+      std::optional<Batch> host_batch = loader.next();  // nullopt past this process's last slice
+      const bool no_samples = !host_batch || host_batch->size() == 0;  // every sample of it was skipped
+      if (no_samples && !sync_->lockstep()) continue;
+      if (per_batch) set_learning_rate(*optimizer_, scheduled_lr(epoch, step, batches));
+      const StepTotals totals = train_step(host_batch);
+      if (totals.samples > 0) loss_sum.add(totals.loss_sum, step);
+      seen += totals.samples;
+      ++step;
+      // Processes in lockstep must fail at the same batch, whoever reads: each checks every
+      // batch, whose sum came to the host for the agreement anyway.
+      if (sync_->lockstep()) loss_sum.total(fail_if_not_finite);
+      const double elapsed = seconds_since(t0);
+      observer_->on_batch_end(fold_, epoch, static_cast<std::size_t>(step), static_cast<std::size_t>(batches),
+                              mean_loss, elapsed > 0 ? seen / elapsed : 0);
+      if (totals.stop) {
+        completed = false;
+        break;
+      }
     }
+  } catch (const NonFiniteLoss&) {
+    throw;
+  } catch (...) {
+    // The steps after a non-finite loss train on the NaN weights it left, which a model or a
+    // loss may refuse: that loss is the cause to report.
+    loss_sum.total(fail_if_not_finite);
+    throw;
   }
+  // Also for an interrupted epoch: a non-finite loss before the interrupt fails the fold.
+  const double sum = loss_sum.total(fail_if_not_finite);
   const double elapsed = seconds_since(t0);
-  row.train_loss = seen > 0 ? loss_sum / seen : std::nan("");
+  row.train_loss = seen > 0 ? sum / seen : std::nan("");
   throughput.images_per_second = elapsed > 0 ? seen / elapsed : 0;
   throughput.data_wait_fraction = elapsed > 0 ? loader.wait_seconds() / elapsed : 0;
   auto skipped = loader.skipped();  // this process's (a distributed run records rank 0's)
@@ -179,30 +269,32 @@ bool FoldTrainer::train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThrou
   return completed;
 }
 
-StepTotals FoldTrainer::train_step(std::optional<Batch>& host_batch, std::int64_t epoch, std::int64_t step,
-                                   double lr) {
+StepTotals FoldTrainer::train_step(std::optional<Batch>& host_batch) {
   StepTotals mine;
   optimizer_->zero_grad();
   if (host_batch && host_batch->size() > 0) {
     Batch batch = host_batch->to(device_, /*non_blocking=*/device_.is_cuda());
-    ModelOutput output = guarded_forward(*model_, config_.model.plugin, batch.images);
-    torch::Tensor loss = loss_->compute(output, batch);
-    const double value = loss.item<double>();
-    // A non-finite loss fails the fold below, on every process alike (it shows in the sum).
-    if (std::isfinite(value)) loss.backward();
+    torch::Tensor loss;
+    {
+      AutocastScope autocast(precision_, device_);  // forward and loss; backward follows the casts it recorded
+      ModelOutput output = guarded_forward(*model_, config_.model.plugin, batch.images);
+      loss = loss_->compute(output, batch);
+    }
+    // A non-finite loss fails the fold where the epoch's losses are read (train_epoch); the
+    // steps until then do no harm to weights nobody keeps.
+    (scaler_ ? scaler_->scale(loss) : loss).backward();
     mine.samples = static_cast<double>(batch.size());
-    mine.loss_sum = value * mine.samples;
+    mine.loss_sum = loss.detach().to(torch::kFloat64) * mine.samples;
   }
   mine.stop = interrupt_requested();
   const StepTotals all = sync_->sum(mine);
   if (all.samples > 0) {
-    if (!std::isfinite(all.loss_sum))
-      throw NonFiniteLoss(fmt::format("loss is {} at epoch {}, batch {} (lr {:.3g}){}; lower the learning rate "
-                                      "or set train.grad_clip",
-                                      all.loss_sum, epoch, step, lr, sync_->where()));
     sync_->average_gradients(*model_, mine.samples, all.samples);
-    if (config_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
-    optimizer_->step();
+    // fp16: the same averaged gradients on every process, hence the same decision to step.
+    const bool finite = !scaler_ || scaler_->unscale(model_->parameters());
+    if (config_.train.grad_clip > 0) clip_gradient_norm(model_->parameters(), config_.train.grad_clip);
+    if (finite) optimizer_->step();
+    if (scaler_) scaler_->update();
   }
   return all;
 }
@@ -215,23 +307,27 @@ HistoryRow FoldTrainer::evaluate(const std::vector<std::size_t>& indices, std::i
   BatchLoader loader(experiment_.dataset(), indices, nullptr, loader_options(epoch, false));
   for (auto& m : metrics_) m->reset();
   per_image_.reset();
-  double loss_sum = 0;
+  DeferredSum loss_sum;
   std::int64_t seen = 0;
   while (auto host_batch = loader.next()) {
     if (host_batch->size() == 0) continue;
     Batch batch = host_batch->to(device_, device_.is_cuda());
-    ModelOutput output = guarded_forward(*model_, config_.model.plugin, batch.images);
-    loss_sum += loss_->compute(output, batch).item<double>() * static_cast<double>(batch.size());
+    std::optional<ModelOutput> output;
+    {
+      AutocastScope autocast(precision_, device_);
+      output = guarded_forward(*model_, config_.model.plugin, batch.images);
+      loss_sum.add(loss_->compute(*output, batch).to(torch::kFloat64) * static_cast<double>(batch.size()), seen);
+    }
     seen += batch.size();
     Prediction prediction =
-        plugin_call(Kind::Model, config_.model.plugin, "predict", [&] { return model_->predict(output); });
-    if (prediction.mask_prob.defined()) prediction.mask_prob = prediction.mask_prob.to(torch::kCPU);
-    if (prediction.image_prob.defined()) prediction.image_prob = prediction.image_prob.to(torch::kCPU);
-    for (auto& b : prediction.boxes) b = b.to(torch::kCPU);
+        plugin_call(Kind::Model, config_.model.plugin, "predict", [&] { return model_->predict(*output); });
+    if (prediction.mask_prob.defined()) prediction.mask_prob = for_metrics(prediction.mask_prob);
+    if (prediction.image_prob.defined()) prediction.image_prob = for_metrics(prediction.image_prob);
+    for (auto& b : prediction.boxes) b = for_metrics(b);
     for (auto& m : metrics_) m->update(prediction, *host_batch);
     per_image_.add(prediction, *host_batch);
   }
-  record.val_loss = seen ? loss_sum / static_cast<double>(seen) : std::nan("");
+  record.val_loss = seen ? loss_sum.total() / static_cast<double>(seen) : std::nan("");
   for (auto& m : metrics_) record.metrics.push_back(m->compute());
   record.per_image = per_image_.scores();
   return record;

@@ -75,7 +75,9 @@ struct BatchDone {
   std::int64_t epoch = 0;
   std::size_t batch = 0;  // 1-based, of `batches`
   std::size_t batches = 0;
-  double mean_loss = 0;   // of the epoch so far
+  // Of the epoch so far. Waits for the device: call it only to show the value. It throws
+  // NonFiniteLoss (the fold fails) when a batch's loss was not finite: let that pass.
+  std::function<double()> mean_loss;
   double images_per_second = 0;
 };
 

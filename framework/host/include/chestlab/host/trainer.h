@@ -42,9 +42,11 @@ class FoldObserver {
   // (its next_epoch and the parts "model", "optimizer", "scheduler").
   virtual void on_epoch_end(int fold, const HistoryRow& row, const TrainingThroughput& throughput, bool improved,
                             const Model& model, const ResumeBlob& resume) = 0;
-  // Progress within an epoch, for progress bars.
+  // Progress within an epoch, for progress bars. `mean_loss()`, the epoch's so far, waits for
+  // the device: call it only when the value is shown. It throws NonFiniteLoss when a batch's
+  // loss was not finite; let that pass.
   virtual void on_batch_end(int fold, std::int64_t epoch, std::size_t batch, std::size_t batches,
-                            double loss, double images_per_second) {}
+                            const std::function<double()>& mean_loss, double images_per_second) {}
   // Samples skipped because of data errors (when the dataset's on_error is "skip").
   virtual void on_skipped(int fold, const std::vector<SkippedSample>& skipped) {}
 };
@@ -56,7 +58,7 @@ struct ResumeState {
 
 // A training step's numbers: one process's own, or summed over every process of a run.
 struct StepTotals {
-  double loss_sum = 0;  // the batch's mean loss times its samples
+  torch::Tensor loss_sum;  // float64 scalar: the batch's mean loss times its samples; undefined without samples
   double samples = 0;
   bool stop = false;    // an interrupt was requested
 };
@@ -93,11 +95,16 @@ class TrainingSync {
   virtual bool any(bool flag) = 0;
 };
 
+enum class Precision;  // chestlab/host/src/precision.h
+class GradScaler;
+
 class FoldTrainer {
  public:
   // With `sync` (kept alive by the caller), one process of a data-parallel run; without it,
   // a single process.
+  // Throws ConfigError when the device cannot train at train.precision.
   FoldTrainer(const Experiment& experiment, int fold, torch::Device device, TrainingSync* sync = nullptr);
+  ~FoldTrainer();
   // Trains from scratch, or from `resume` after its last completed epoch.
   FoldResult run(FoldObserver& observer, const std::optional<ResumeState>& resume = std::nullopt);
 
@@ -113,7 +120,7 @@ class FoldTrainer {
   // False when interrupted before the epoch ended.
   bool train_epoch(std::int64_t epoch, HistoryRow& row, TrainingThroughput& throughput);
   // One optimizer step on this process's `host_batch` (nullopt or empty: no samples here).
-  StepTotals train_step(std::optional<Batch>& host_batch, std::int64_t epoch, std::int64_t step, double lr);
+  StepTotals train_step(std::optional<Batch>& host_batch);
   void restore(const ResumeBlob& checkpoint);
   ResumeBlob checkpoint(std::int64_t next_epoch) const;
   double scheduled_lr(std::int64_t epoch, std::int64_t step, std::int64_t steps) const;
@@ -132,6 +139,8 @@ class FoldTrainer {
   PerImageScorer per_image_;  // HistoryRow::per_image of each evaluation
   FoldObserver* observer_ = nullptr;
   std::vector<SkippedSample> skipped_;
+  Precision precision_;
+  std::unique_ptr<GradScaler> scaler_;  // fp16 only
 };
 
 // Thrown when a training loss is NaN or infinite; the fold fails, the others go on.
