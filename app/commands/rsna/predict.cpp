@@ -113,7 +113,9 @@ int run_predict(const std::vector<std::string>& args) {
       "device", po::value<std::string>()->default_value(""), "auto | cpu | cuda[:N]; default: the run's")(
       "batch-size", po::value<std::size_t>()->default_value(0), "images per forward pass; 0: the run's")(
       "fuse", po::value<std::string>()->default_value("wbf"), "box models, several folds: wbf | nms | concat")(
-      "fuse-iou", po::value<double>()->default_value(detection::FusionOptions{}.iou_threshold),
+      "fuse-iou",
+      po::value<double>()->default_value(detection::FusionOptions{}.iou_threshold,
+                                         fmt::format("{}", detection::FusionOptions{}.iou_threshold)),
       "IoU at which wbf joins boxes and nms suppresses them, in (0, 1]")(
       "plugin-path", po::value<std::vector<std::string>>()->composing(), "another folder of plugins (repeatable)")(
       "quiet,q", "only errors and the score");
