@@ -14,6 +14,7 @@
 #include "chestlab/engine/hdf5.h"
 #include "chestlab/errors.h"
 #include "chestlab/imaging/image_ops.h"
+#include "cache_chunk.h"
 
 namespace fs = std::filesystem;
 
@@ -76,12 +77,14 @@ constexpr const char* kPixelEncoding = "uint16 = round(65535 * value), value in 
 constexpr const char* kImagesGroup = "/images";
 // Deflate level 1 with the shuffle filter: most of the size gain of higher levels at a
 // fraction of their time (reading an entry must stay much cheaper than decoding the JPEG).
-constexpr unsigned kDeflateLevel = 1;
+constexpr int kDeflateLevel = 1;
 constexpr std::size_t kFlushEveryWrites = 64;
 constexpr double kFlushEverySeconds = 5.0;
 
 // HDF5 of this build is thread-safe but keeps one global lock; one mutex for every cache
-// object keeps each get/put a single uninterrupted sequence of HDF5 calls.
+// object keeps each get/put a single uninterrupted sequence of HDF5 calls. Only the HDF5 calls
+// hold it: entries are deflated and inflated outside it (cache_chunk.h), so the loader's
+// workers decode in parallel.
 std::mutex& hdf5_mutex() {
   static std::mutex m;
   return m;
@@ -185,6 +188,50 @@ std::string parameter_mismatch(hid_t file, const RsnaPreprocess& p) {
   std::string out;
   for (const auto& d : diffs) out += (out.empty() ? "" : "; ") + d;
   return out;
+}
+
+// The filter of a dataset's pipeline at `index`, with its first client value (the element
+// size, for shuffle) in *first_value.
+H5Z_filter_t filter_at(hid_t props, unsigned index, unsigned* first_value) {
+  unsigned flags = 0;
+  std::size_t value_count = 1;
+  *first_value = 0;
+  return H5Pget_filter2(props, index, &flags, &value_count, first_value, 0, nullptr, nullptr);
+}
+
+// True when the entry's one chunk holds what cache_chunk encodes: little-endian uint16, one
+// size x size chunk, the pipeline exactly "shuffle (2-byte elements), deflate". Entries of
+// other writers (older chestlab versions added Fletcher-32) are read by H5Dread instead.
+bool stored_as_cache_chunk(hid_t dataset, int size) {
+  Handle type(H5Dget_type(dataset));
+  if (!type.ok() || H5Tequal(type.get(), H5T_STD_U16LE) <= 0) return false;
+  Handle props(H5Dget_create_plist(dataset));
+  if (!props.ok() || H5Pget_layout(props.get()) != H5D_CHUNKED || H5Pget_nfilters(props.get()) != 2) return false;
+  hsize_t chunk[2] = {0, 0};
+  if (H5Pget_chunk(props.get(), 2, chunk) != 2 || chunk[0] != static_cast<hsize_t>(size) ||
+      chunk[1] != static_cast<hsize_t>(size))
+    return false;
+  unsigned element_size = 0, level = 0;
+  return filter_at(props.get(), 0, &element_size) == H5Z_FILTER_SHUFFLE && element_size == 2 &&
+         filter_at(props.get(), 1, &level) == H5Z_FILTER_DEFLATE;
+}
+
+enum class ChunkRead { read, not_handled, damaged };
+
+// The stored (filtered) bytes of an entry's chunk, without decoding them (H5Dread_chunk).
+ChunkRead read_stored_chunk(hid_t dataset, int size, std::vector<unsigned char>& out) {
+  if (!stored_as_cache_chunk(dataset, size)) return ChunkRead::not_handled;
+  const hsize_t origin[2] = {0, 0};
+  hsize_t stored = 0;
+  if (H5Dget_chunk_storage_size(dataset, origin, &stored) < 0) return ChunkRead::damaged;
+  // Checked before allocating: a damaged index may claim any size.
+  const std::size_t pixels = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);
+  if (stored == 0 || stored > cache_chunk::max_encoded_size(pixels)) return ChunkRead::damaged;
+  out.resize(static_cast<std::size_t>(stored));
+  std::uint32_t skipped_filters = 0;
+  if (H5Dread_chunk(dataset, H5P_DEFAULT, origin, &skipped_filters, out.data()) < 0) return ChunkRead::damaged;
+  // HDF5 stores a chunk unfiltered when an optional filter fails on it; H5Dread knows how.
+  return skipped_filters == 0 ? ChunkRead::read : ChunkRead::not_handled;
 }
 
 }  // namespace
@@ -300,10 +347,38 @@ void RsnaImageCache::disable(const std::string& reason) {
   log_(fmt::format("rsna cache {}: {}; running without the cache", path_, reason));
 }
 
+// What get() takes from the file under the lock: the entry's stored chunk, decoded after the
+// lock is released, or (for a chunk the direct path does not handle) pixels H5Dread decoded.
+struct RsnaImageCache::StoredEntry {
+  PreparedImage image;  // pixels allocated; already filled when chunk is empty
+  std::vector<unsigned char> chunk;
+};
+
 std::optional<PreparedImage> RsnaImageCache::get(const std::string& key) {
-  std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+  std::optional<StoredEntry> stored;
+  {
+    std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+    std::lock_guard<std::mutex> lock(mutex_);
+    silence_errors();
+    stored = read_entry(key);
+  }
+  if (!stored) return std::nullopt;
+  const bool direct = !stored->chunk.empty();
+  if (direct && !cache_chunk::decode(stored->chunk.data(), stored->chunk.size(), stored->image.pixels)) {
+    std::lock_guard<std::mutex> hdf5(hdf5_mutex());
+    std::lock_guard<std::mutex> lock(mutex_);
+    silence_errors();
+    drop_damaged(key, "its compressed pixels do not inflate to the image");
+    return std::nullopt;
+  }
   std::lock_guard<std::mutex> lock(mutex_);
-  silence_errors();
+  ++stats_.hits;
+  if (direct) ++stats_.direct_reads;
+  return std::move(stored->image);
+}
+
+// Called with both locks held.
+std::optional<RsnaImageCache::StoredEntry> RsnaImageCache::read_entry(const std::string& key) {
   if (!h_->usable) {
     ++stats_.misses;
     return std::nullopt;
@@ -324,31 +399,42 @@ std::optional<PreparedImage> RsnaImageCache::get(const std::string& key) {
     ++stats_.misses;
     return std::nullopt;
   }
-  auto drop_damaged = [&](const char* why) -> std::optional<PreparedImage> {
-    if (h_->damaged_entries++ == 0)
-      log_(fmt::format("rsna cache {}: entry {} is damaged ({}); making it again", path_, key, why));
-    H5Ldelete(h_->file.get(), name.c_str(), H5P_DEFAULT);
-    ++stats_.misses;
-    return std::nullopt;
-  };
   Handle dataset(H5Dopen2(h_->file.get(), name.c_str(), H5P_DEFAULT));
-  if (!dataset.ok()) return drop_damaged("cannot open it");
+  if (!dataset.ok()) return drop_damaged(key, "cannot open it");
   Handle space(H5Dget_space(dataset.get()));
   hsize_t dims[2] = {0, 0};
   if (H5Sget_simple_extent_ndims(space.get()) != 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 ||
       dims[0] != static_cast<hsize_t>(params_.image_size) || dims[1] != static_cast<hsize_t>(params_.image_size))
-    return drop_damaged("wrong shape");
+    return drop_damaged(key, "wrong shape");
   const auto rows = read_int_attribute(dataset.get(), "original_rows");
   const auto cols = read_int_attribute(dataset.get(), "original_cols");
-  if (!rows || !cols || *rows < 1 || *cols < 1) return drop_damaged("its original size is missing");
-  PreparedImage image;
-  image.pixels.create(params_.image_size, params_.image_size, CV_16UC1);
-  if (H5Dread(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.pixels.data) < 0)
-    return drop_damaged("checksum or read error");
-  image.original_rows = static_cast<int>(*rows);
-  image.original_cols = static_cast<int>(*cols);
-  ++stats_.hits;
-  return image;
+  if (!rows || !cols || *rows < 1 || *cols < 1) return drop_damaged(key, "its original size is missing");
+  StoredEntry entry;
+  entry.image.pixels.create(params_.image_size, params_.image_size, CV_16UC1);
+  entry.image.original_rows = static_cast<int>(*rows);
+  entry.image.original_cols = static_cast<int>(*cols);
+  switch (read_stored_chunk(dataset.get(), params_.image_size, entry.chunk)) {
+    case ChunkRead::read:
+      return entry;
+    case ChunkRead::damaged:
+      return drop_damaged(key, "its chunk is unreadable or of an impossible size");
+    case ChunkRead::not_handled:
+      break;
+  }
+  entry.chunk.clear();
+  if (H5Dread(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, entry.image.pixels.data) < 0)
+    return drop_damaged(key, "checksum or read error");
+  return entry;
+}
+
+// Called with both locks held. Another thread may have made the entry again since this one
+// read it; deleting that good copy only costs one more decode.
+std::nullopt_t RsnaImageCache::drop_damaged(const std::string& key, const char* why) {
+  if (h_->damaged_entries++ == 0)
+    log_(fmt::format("rsna cache {}: entry {} is damaged ({}); making it again", path_, key, why));
+  if (h_->usable) H5Ldelete(h_->file.get(), link_name(key).c_str(), H5P_DEFAULT);
+  ++stats_.misses;
+  return std::nullopt;
 }
 
 void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
@@ -356,6 +442,9 @@ void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
       image.pixels.cols != params_.image_size || !image.pixels.isContinuous())
     throw std::invalid_argument(fmt::format("rsna cache: entry {} is not a continuous CV_16UC1 {}x{} matrix", key,
                                             params_.image_size, params_.image_size));
+  if (!usable()) return;
+  // Shuffled and deflated before the lock is taken: workers filling the cache compress in parallel.
+  const std::vector<unsigned char> chunk = cache_chunk::encode(image.pixels, kDeflateLevel);
   std::lock_guard<std::mutex> hdf5(hdf5_mutex());
   std::lock_guard<std::mutex> lock(mutex_);
   silence_errors();
@@ -368,14 +457,16 @@ void RsnaImageCache::put(const std::string& key, const PreparedImage& image) {
     const hsize_t dims[2] = {static_cast<hsize_t>(params_.image_size), static_cast<hsize_t>(params_.image_size)};
     Handle space(H5Screate_simple(2, dims, nullptr));
     Handle props(H5Pcreate(H5P_DATASET_CREATE));
+    // The pipeline declared is the one cache_chunk applied, so H5Dread and h5py decode the
+    // chunk as usual. No Fletcher-32: the zlib stream's Adler-32 already checks every chunk.
     H5Pset_chunk(props.get(), 2, dims);
-    H5Pset_fletcher32(props.get());
     H5Pset_shuffle(props.get());
-    H5Pset_deflate(props.get(), kDeflateLevel);
+    H5Pset_deflate(props.get(), static_cast<unsigned>(kDeflateLevel));
     Handle dataset(H5Dcreate2(h_->file.get(), name.c_str(), H5T_STD_U16LE, space.get(), H5P_DEFAULT, props.get(),
                           H5P_DEFAULT));
     if (!dataset.ok()) throw CacheBroken("cannot create an entry");
-    if (H5Dwrite(dataset.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, image.pixels.data) < 0)
+    const hsize_t origin[2] = {0, 0};
+    if (H5Dwrite_chunk(dataset.get(), H5P_DEFAULT, 0, origin, chunk.size(), chunk.data()) < 0)
       throw CacheBroken("cannot write an entry (disk full?)");
     // Written last: an entry cut short by a crash lacks them and is made again.
     write_int_attribute(dataset.get(), "original_rows", image.original_rows);

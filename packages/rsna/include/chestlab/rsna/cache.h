@@ -12,8 +12,12 @@
 //   /                  attributes: format, format_version, reader_version, image_size,
 //                      window, multiframe, decode, pixels -- every parameter the pixels
 //                      depend on
-//   /images/<id>       uint16 [S, S], one chunk, Fletcher-32 checksum, shuffle + deflate;
-//                      attributes original_rows, original_cols (the DICOM's size)
+//   /images/<id>       uint16 [S, S], one chunk, shuffle + deflate (zlib's Adler-32 checks
+//                      it); attributes original_rows, original_cols (the DICOM's size).
+//                      Entries are read and written as raw chunks (H5Dread_chunk /
+//                      H5Dwrite_chunk) and inflated/deflated outside HDF5's global lock, so
+//                      the loader's workers decode in parallel; any other pipeline (older
+//                      files had Fletcher-32 too) is read by H5Dread.
 // A file whose attributes differ from the requested parameters, that is not HDF5, that
 // HDF5 cannot open, or whose index breaks while in use is deleted and built again (said on
 // the log). A damaged entry (checksum or size wrong, attributes missing after a crash) is
@@ -102,6 +106,7 @@ class RsnaImageCache {
     std::size_t hits = 0;
     std::size_t misses = 0;
     std::size_t writes = 0;
+    std::size_t direct_reads = 0;  // hits inflated outside HDF5's lock (the rest: H5Dread)
   };
   Stats stats() const;
   // Entries in the file now.
@@ -115,7 +120,10 @@ class RsnaImageCache {
 
  private:
   struct Handles;
+  struct StoredEntry;
   void open_or_rebuild();
+  std::optional<StoredEntry> read_entry(const std::string& key);
+  std::nullopt_t drop_damaged(const std::string& key, const char* why);
   void rebuild(const std::string& reason);
   void disable(const std::string& reason);
   void maybe_flush();
