@@ -24,10 +24,10 @@ namespace {
 constexpr const char* kUsage =
     "usage: chestlab splits EXP.toml --out FILE.csv [--set section.key=value]... [--plugin-path DIR]...\n\n"
     "Writes the split the experiment makes (its [cv] settings on its dataset: the k-fold folds,\n"
-    "or the holdout parts) as CSV, one row per sample in dataset order, under the header\n"
+    "or the holdout parts) as CSV, one row per sample and repeat in dataset order, under the header\n"
     "  id,group,class,repeat,fold\n"
-    "(group: the patient; class: the label folds are stratified by; repeat: 0; fold: the fold\n"
-    "number, or train, val or test). [cv] splits = \"FILE.csv\" trains on such a file, this one\n"
+    "(group: the patient; class: the label folds are stratified by; repeat: 0 to [cv] repeats - 1;\n"
+    "fold: the fold number within the repeat, or train, val or test). [cv] splits = \"FILE.csv\" trains on such a file, this one\n"
     "or one made elsewhere (docs/experiment-format.md#split-files). --out - writes to standard\n"
     "output. Exit 0 when written, 2 for a configuration error, 3 for a data error.\n\n";
 
@@ -36,18 +36,23 @@ int usage_error(const std::string& message, const po::options_description& optio
   return kExitUsage;
 }
 
-// The assignment format_split_file takes: each sample's fold, or its holdout part.
-std::vector<int> assignment_of(const Experiment& experiment) {
-  std::vector<int> assignment(experiment.samples().size(), -1);
-  const bool holdout = experiment.config().cv.mode == "holdout";
+// The assignments format_split_file takes: each sample's fold within each repeat, or its
+// holdout part.
+SplitAssignments assignments_of(const Experiment& experiment) {
+  const CvConfig& cv = experiment.config().cv;
+  const bool holdout = cv.mode == "holdout";
+  SplitAssignments assignments(static_cast<std::size_t>(holdout ? 1 : cv.repeats),
+                               std::vector<int>(experiment.samples().size(), -1));
   for (const FoldPlan& plan : experiment.plans()) {
+    std::vector<int>& assignment = assignments.at(static_cast<std::size_t>(plan.repeat));
     if (holdout) {
       for (auto i : plan.train) assignment[i] = kTrainPart;
       for (auto i : plan.test) assignment[i] = kTestPart;
     }
-    for (auto i : plan.val) assignment[i] = holdout ? kValPart : plan.fold;
+    const int fold_in_repeat = plan.fold - plan.repeat * static_cast<int>(cv.folds);
+    for (auto i : plan.val) assignment[i] = holdout ? kValPart : fold_in_repeat;
   }
-  return assignment;
+  return assignments;
 }
 
 // "2 folds of 20, 20 samples" or "train 24, val 8, test 8 samples".
@@ -57,8 +62,11 @@ std::string describe(const Experiment& experiment) {
     const FoldPlan& plan = experiment.plans().front();
     return fmt::format("train {}, val {}, test {} samples", plan.train.size(), plan.val.size(), plan.test.size());
   }
-  for (const FoldPlan& plan : experiment.plans()) sizes.push_back(plan.val.size());
-  return fmt::format("{} folds of {} samples", sizes.size(), fmt::join(sizes, ", "));
+  for (const FoldPlan& plan : experiment.plans())
+    if (plan.repeat == 0) sizes.push_back(plan.val.size());
+  const std::int64_t repeats = experiment.config().cv.repeats;
+  return fmt::format("{}{} folds of {} samples", repeats > 1 ? fmt::format("{} repeats of ", repeats) : "",
+                     sizes.size(), fmt::join(sizes, ", "));
 }
 
 // Written beside the target and renamed over it: an interrupted write leaves no half file.
@@ -106,7 +114,7 @@ int run_splits(const std::vector<std::string>& args) {
     groups.insert(info.group);
   }
   const SplitMode mode = config.cv.mode == "holdout" ? SplitMode::Holdout : SplitMode::KFold;
-  const std::string text = format_split_file(samples, assignment_of(experiment), mode);
+  const std::string text = format_split_file(samples, assignments_of(experiment), mode);
 
   const std::string made_by = config.cv.splits.empty() ? fmt::format("[cv] seed {}", config.fold_seed())
                                                        : fmt::format("[cv] splits {}", config.splits_path());

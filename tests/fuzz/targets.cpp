@@ -835,7 +835,7 @@ std::vector<Target> make_targets(const Environment& env, const std::vector<std::
       for (int i = 0; i < 12; ++i)
         samples.push_back({"img-" + std::to_string(i), "patient-" + std::to_string(i % 5), i % 3 == 0 ? 1 : 0});
       const std::vector<int> folds = {0, 1, 2, 2, 1, 0, 1, 2, 2, 1, 0, 1};  // patient i % 5 -> one fold
-      const std::string ours = format_split_file(samples, folds, SplitMode::KFold);
+      const std::string ours = format_split_file(samples, {folds}, SplitMode::KFold);
       std::string theirs = "\xEF\xBB\xBF" "fold,note,id\r\n";
       for (std::size_t i = samples.size(); i-- > 0;)
         theirs += std::to_string(folds[i]) + ",\"a, note\"," + samples[i].id + "\r\n";
@@ -843,7 +843,7 @@ std::vector<Target> make_targets(const Environment& env, const std::vector<std::
                true};
       t.read = [samples](const std::string& path, std::uint64_t) {
         return expect_data_errors(path, {}, [&] {
-          const std::vector<int> assignment = read_split_file(path, samples, SplitMode::KFold, 3);
+          const std::vector<int> assignment = read_split_file(path, samples, SplitMode::KFold, 3, 1).at(0);
           split_file_digest(path);
           // Read means checked: every sample in a fold, every patient in one.
           std::map<std::string, int> fold_of_patient;

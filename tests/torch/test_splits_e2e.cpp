@@ -2,8 +2,10 @@
 // written and read back as [cv] splits gives the same folds (and, the training seed being the
 // same, the same numbers); a file the dataset contradicts is refused before anything trains;
 // [train] seed changes the training and not the folds, [cv] seed the folds; files that set
-// neither keep their run ids.
+// neither keep their run ids; [cv] repeats makes R fold assignments, recorded and compared per
+// repeat.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -262,7 +264,7 @@ TEST_CASE("seeds: [train] seed changes the training and not the folds; [cv] seed
         numbers_differ || base.folds[k].history[0].train_loss != other_training.folds[k].history[0].train_loss;
   CHECK(numbers_differ);
   // Recorded: which seed made the folds and which trained, for resume and rerun.
-  CHECK_THAT(other_training.config_toml, Contains("\n[cv]\nmode = \"kfold\"\nfolds = 3\nstratify = true\nseed = 7\n"));
+  CHECK_THAT(other_training.config_toml, Contains("\n[cv]\nmode = \"kfold\"\nfolds = 3\nrepeats = 1\nstratify = true\nseed = 7\n"));
   CHECK_THAT(other_training.config_toml, Contains("\nseed = 8\n"));
   CHECK(other_training.meta.config_hash != base.meta.config_hash);
 
@@ -288,4 +290,88 @@ TEST_CASE("seeds: files that set neither seed keep their hashes and run ids", "[
                        " --dry-run --output " + shell_quote(out.string()),
                    log) == 0);
   CHECK_THAT(log, Contains("01700ece35cd") && Contains("371dc8c60e5b"));
+}
+
+TEST_CASE("repeats: R fold assignments, repeat 0 the folds of one; trained, recorded and compared per repeat",
+          "[repeats][e2e]") {
+  const fs::path dir = scratch_dir("splits_repeats");
+  const fs::path toml = write_experiment(dir);
+  const std::string once = splits(toml, dir / "once.csv");
+  const std::string twice = splits(toml, dir / "twice.csv", "--set cv.repeats=2");
+  const std::vector<SplitRow> rows = parse_split_rows(twice, "twice.csv");
+  REQUIRE(rows.size() == 48);
+  // Repeat 0 is the assignment without repeats; repeat 1 another one, patients kept whole.
+  std::map<std::string, std::string> repeat0, repeat1;
+  std::map<std::string, std::set<std::int64_t>> folds_of_patient;
+  for (const SplitRow& row : rows) {
+    (row.repeat == 0 ? repeat0 : repeat1)[row.id] = std::to_string(row.fold);
+    if (row.repeat == 1) folds_of_patient[row.group].insert(row.fold);
+  }
+  CHECK(repeat0 == folds_of(once));
+  CHECK(repeat1.size() == 24);
+  CHECK(repeat1 != repeat0);
+  CHECK(folds_of_patient.size() == 10);
+  for (const auto& [patient, folds] : folds_of_patient) CHECK(folds.size() == 1);
+  // The file reads back to itself; read with one repeat, its repeat 1 is refused.
+  CHECK(splits(toml, dir / "again.csv", "--set cv.repeats=2 --set cv.splits=twice.csv") == twice);
+  std::string log;
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.splits=twice.csv", log) == 3);
+  CHECK_THAT(log, Contains("repeat 1 is out of range: [cv] repeats = 1"));
+
+  // Trained: 2 x 3 fold models, repeat 0's equal to the run without repeats.
+  const RunInfo single = read_run(train(toml, dir / "single", "--set train.epochs=1").string(), LoadWeights::No);
+  const fs::path repeated_path = train(toml, dir / "repeated", "--set train.epochs=1 --set cv.repeats=2");
+  const RunInfo repeated = read_run(repeated_path.string(), LoadWeights::No);
+  REQUIRE(repeated.folds.size() == 6);
+  CHECK(repeated.meta.folds_per_repeat == 3);
+  CHECK(single.meta.folds_per_repeat == 0);
+  for (std::size_t k = 0; k < 6; ++k) {
+    INFO("fold model " << k);
+    CHECK(repeated.folds[k].index == static_cast<int>(k));
+    CHECK(repeated.folds[k].repeat == static_cast<int>(k / 3));
+    if (k < 3) {
+      CHECK(repeated.folds[k].val_ids == single.folds[k].val_ids);
+      CHECK(repeated.folds[k].history.at(0).train_loss == single.folds[k].history.at(0).train_loss);
+    }
+  }
+  std::set<std::string> validated;
+  for (std::size_t k = 3; k < 6; ++k) validated.insert(repeated.folds[k].val_ids.begin(), repeated.folds[k].val_ids.end());
+  CHECK(validated.size() == 24);  // repeat 1 validates every image once
+  CHECK(repeated.meta.config_hash != single.meta.config_hash);
+
+  // compare: a mean ± std column per repeat beside the mean over all six fold models.
+  REQUIRE(run_chestlab("compare " + shell_quote(repeated_path.parent_path().string()) + " --format csv", log) == 0);
+  CHECK_THAT(log, Contains("fold_5,repeat_0_mean,repeat_0_std,repeat_1_mean,repeat_1_std,mean,std,n_folds"));
+  double sum1 = 0;
+  for (std::size_t k = 3; k < 6; ++k) sum1 += *repeated.folds[k].best_metric("mean_iou");
+  CHECK_THAT(log, Contains(fmt::format(",{:.4f},", sum1 / 3)));
+  REQUIRE(run_chestlab("compare " + shell_quote(repeated_path.parent_path().string()), log) == 0);
+  CHECK_THAT(log, Contains("repeat 0") && Contains("repeat 1"));
+  REQUIRE(run_chestlab("compare " + shell_quote((dir / "single" / "splits").string()), log) == 0);
+  CHECK_THAT(log, !Contains("repeat 0"));
+}
+
+TEST_CASE("repeats: refused with holdout, fold numbers past folds x repeats; repeats = 1 keeps run ids",
+          "[repeats]") {
+  const fs::path dir = scratch_dir("splits_repeats_refused");
+  const fs::path toml = write_experiment(dir);
+  std::string log;
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.repeats=2 --set cv.mode=holdout", log) ==
+        2);
+  CHECK_THAT(log, Contains("cv.repeats: repeats = 2 needs mode = \"kfold\""));
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.repeats=2 --set cv.run_folds=[6]", log) ==
+        2);
+  CHECK_THAT(log, Contains("fold 6 does not exist: fold models are numbered 0 to 5 (cv.folds = 3 x cv.repeats = 2)"));
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.repeats=0", log) == 2);
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.folds=5000 --set cv.repeats=3", log) == 2);
+  CHECK_THAT(log, Contains("folds x repeats = 5000 x 3 is more than 10000 fold models"));
+  // 6 fold models may all be listed.
+  CHECK(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.repeats=2 --set cv.run_folds=[5]", log) ==
+        0);
+  CHECK_THAT(log, Contains("6 fold plan(s)"));
+  // repeats = 1, written or not, is the same experiment.
+  REQUIRE(run_chestlab("validate " + shell_quote(toml.string()), log) == 0);
+  const std::string hash = log.substr(log.find("(hash "), 18);
+  REQUIRE(run_chestlab("validate " + shell_quote(toml.string()) + " --set cv.repeats=1", log) == 0);
+  CHECK_THAT(log, Contains(hash));
 }

@@ -37,7 +37,20 @@ std::vector<std::string> metrics_of(const std::vector<RunInfo>& runs) {
   return order;
 }
 
-CompareRow build_row(const RunInfo& run, const std::string& metric, int fold_columns) {
+// Mean ± std of `metric` over the finished folds of each repeat.
+std::vector<RepeatSummary> repeat_summaries(const RunInfo& run, const std::string& metric, int repeat_columns) {
+  std::vector<RepeatSummary> out(static_cast<std::size_t>(repeat_columns));
+  for (int r = 0; r < repeat_columns; ++r) {
+    std::vector<FoldInfo> folds;
+    for (const FoldInfo& fold : run.folds)
+      if (fold.repeat == r) folds.push_back(fold);
+    for (const SummaryRow& s : compute_summary(folds))
+      if (s.metric == metric) out[static_cast<std::size_t>(r)] = {s.mean, s.std, s.n_folds};
+  }
+  return out;
+}
+
+CompareRow build_row(const RunInfo& run, const std::string& metric, int fold_columns, int repeat_columns) {
   CompareRow row;
   row.run = run.meta.experiment + "/" + run.meta.run_id;
   row.status = run.status;
@@ -54,6 +67,7 @@ CompareRow build_row(const RunInfo& run, const std::string& metric, int fold_col
     row.std = s.std;
     row.n_folds = s.n_folds;
   }
+  row.repeats = repeat_summaries(run, metric, repeat_columns);
   for (const MetricValue& t : run.test)
     if (t.metric == metric) row.test = t.value;
   return row;
@@ -70,9 +84,10 @@ std::string cell_text(const CompareCell& cell) {
   return number(*cell.value) + (is_finished(cell.status) ? "" : "*");
 }
 
-std::string mean_text(const CompareRow& row) {
-  return row.n_folds > 0 ? number(row.mean) + " ± " + number(row.std) : "-";
+std::string mean_text(double mean, double std, std::int64_t n_folds) {
+  return n_folds > 0 ? number(mean) + " ± " + number(std) : "-";
 }
+std::string mean_text(const CompareRow& row) { return mean_text(row.mean, row.std, row.n_folds); }
 
 bool any_marked(const CompareTable& table) {
   for (const CompareBlock& b : table.blocks)
@@ -88,13 +103,14 @@ using text::join;
 using text::markdown_escape;
 using text::render_aligned;
 
-// Header and one line per run: run, status, fold 0.., mean ± std[, test].
+// Header and one line per run: run, status, fold 0.., [repeat 0.., ]mean ± std[, test].
 Grid block_grid(const CompareTable& table, const CompareBlock& block) {
   Grid grid;
   std::vector<std::string> header{"run"};
   for (const std::string& p : table.param_columns) header.push_back(p);
   header.push_back("status");
   for (int k = 0; k < table.fold_columns; ++k) header.push_back(fmt::format("fold {}", k));
+  for (int r = 0; r < table.repeat_columns; ++r) header.push_back(fmt::format("repeat {}", r));
   header.push_back("mean ± std");
   if (table.has_test) header.push_back("test");
   grid.push_back(header);
@@ -103,6 +119,7 @@ Grid block_grid(const CompareTable& table, const CompareBlock& block) {
     for (const std::string& p : row.params) line.push_back(p);
     line.push_back(to_string(row.status));
     for (const CompareCell& cell : row.folds) line.push_back(cell_text(cell));
+    for (const RepeatSummary& r : row.repeats) line.push_back(mean_text(r.mean, r.std, r.n_folds));
     line.push_back(mean_text(row));
     if (table.has_test) line.push_back(row.test ? number(*row.test) : "-");
     grid.push_back(line);
@@ -142,6 +159,10 @@ std::vector<std::string> csv_line(const CompareTable& table, const CompareBlock&
     line.push_back(cell.exists && cell.value ? number(*cell.value) : "");
     if (cell.exists && !is_finished(cell.status)) incomplete.push_back(std::to_string(k));
   }
+  for (const RepeatSummary& r : row.repeats) {
+    line.push_back(r.n_folds > 0 ? number(r.mean) : "");
+    line.push_back(r.n_folds > 0 ? number(r.std) : "");
+  }
   line.push_back(row.n_folds > 0 ? number(row.mean) : "");
   line.push_back(row.n_folds > 0 ? number(row.std) : "");
   line.push_back(std::to_string(row.n_folds));
@@ -155,6 +176,10 @@ std::string render_csv(const CompareTable& table) {
   for (const std::string& p : table.param_columns) header.push_back(csv_field(p));
   header.push_back("status");
   for (int k = 0; k < table.fold_columns; ++k) header.push_back(fmt::format("fold_{}", k));
+  for (int r = 0; r < table.repeat_columns; ++r) {
+    header.push_back(fmt::format("repeat_{}_mean", r));
+    header.push_back(fmt::format("repeat_{}_std", r));
+  }
   for (const char* h : {"mean", "std", "n_folds", "incomplete_folds"}) header.push_back(h);
   if (table.has_test) header.push_back("test");
   std::string out = join(header, ",") + "\n";
@@ -187,7 +212,10 @@ CompareTable build_compare_table(const std::vector<RunInfo>& runs, const Compare
   CompareTable table;
   table.param_columns = options.param_columns;
   for (const RunInfo& run : runs) {
-    for (const FoldInfo& fold : run.folds) table.fold_columns = std::max(table.fold_columns, fold.index + 1);
+    for (const FoldInfo& fold : run.folds) {
+      table.fold_columns = std::max(table.fold_columns, fold.index + 1);
+      if (fold.repeat > 0) table.repeat_columns = std::max(table.repeat_columns, fold.repeat + 1);
+    }
     table.has_test = table.has_test || !run.test.empty();
   }
   // Row order: as given, or best first by the sort metric's mean (runs without one last).
@@ -195,7 +223,8 @@ CompareTable build_compare_table(const std::vector<RunInfo>& runs, const Compare
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   if (options.sort_by) {
     std::vector<CompareRow> key;
-    for (const RunInfo& run : runs) key.push_back(build_row(run, *options.sort_by, table.fold_columns));
+    for (const RunInfo& run : runs)
+      key.push_back(build_row(run, *options.sort_by, table.fold_columns, table.repeat_columns));
     std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
       const bool hx = key[x].n_folds > 0, hy = key[y].n_folds > 0;
       if (hx != hy) return hx;
@@ -207,7 +236,7 @@ CompareTable build_compare_table(const std::vector<RunInfo>& runs, const Compare
   for (const std::string& m : chosen) {
     CompareBlock block{m, {}};
     for (std::size_t i : order) {
-      CompareRow row = build_row(runs[i], m, table.fold_columns);
+      CompareRow row = build_row(runs[i], m, table.fold_columns, table.repeat_columns);
       if (i < options.params.size()) row.params = options.params[i];
       row.params.resize(table.param_columns.size());
       for (std::string& p : row.params)

@@ -23,6 +23,9 @@ using namespace config_detail;
 
 namespace {
 
+// Bounds folds x repeats, so that a typo (folds = 5000000) is an error and not an overflow.
+constexpr std::int64_t kMaxFoldModels = 10000;
+
 // Plain loops, not std::regex: libstdc++'s regex matcher recurses once per character, so a
 // long value (a 66 kB experiment name, found by tests/fuzz) overflowed the stack.
 bool is_folder_name(const std::string& name) {
@@ -481,6 +484,7 @@ class ExperimentReader {
     remember(s, p, diag_.count() == errors_at_start);
     out.mode = p.str("mode");
     out.folds = p.integer("folds");
+    out.repeats = p.integer("repeats");
     out.stratify = p.boolean("stratify");
     // Absent: the experiment seed, whatever it is (resolved by fold_seed()).
     if (s.node("seed") && p.has("seed")) out.seed = static_cast<std::uint64_t>(p.integer("seed"));
@@ -488,17 +492,36 @@ class ExperimentReader {
     out.run_folds = p.integers("run_folds");
     out.holdout = p.reals("holdout");
     out.holdout_order = p.str("holdout_order");
+    check_repeats(s, out);
     check_run_folds(s, out);
     check_holdout(s, out);
+  }
+
+  void check_repeats(const Section& s, CvConfig& cv) {
+    if (cv.repeats == 1) return;
+    if (cv.mode == "holdout") {
+      diag_.error(s.where_of("repeats"), "cv.repeats",
+                  fmt::format("repeats = {} needs mode = \"kfold\" (a holdout split is made once)", cv.repeats));
+      cv.repeats = 1;
+    } else if (cv.folds > kMaxFoldModels / cv.repeats) {
+      diag_.error(s.where_of("repeats"), "cv.repeats",
+                  fmt::format("folds x repeats = {} x {} is more than {} fold models", cv.folds, cv.repeats,
+                              kMaxFoldModels));
+      cv.repeats = 1;
+    }
   }
 
   void check_run_folds(const Section& s, const CvConfig& cv) {
     std::set<std::int64_t> seen;
     for (std::int64_t fold : cv.run_folds) {
-      if (fold >= cv.folds)
+      if (fold >= cv.fold_models())
         diag_.error(s.where_of("run_folds"), "cv.run_folds",
-                    fmt::format("fold {} does not exist: folds are numbered 0 to {} (cv.folds = {})", fold,
-                                cv.folds - 1, cv.folds));
+                    cv.repeats > 1
+                        ? fmt::format("fold {} does not exist: fold models are numbered 0 to {} (cv.folds = {} x "
+                                      "cv.repeats = {})",
+                                      fold, cv.fold_models() - 1, cv.folds, cv.repeats)
+                        : fmt::format("fold {} does not exist: folds are numbered 0 to {} (cv.folds = {})", fold,
+                                      cv.folds - 1, cv.folds));
       else if (!seen.insert(fold).second)
         diag_.error(s.where_of("run_folds"), "cv.run_folds", fmt::format("fold {} is listed twice", fold));
     }

@@ -10,6 +10,7 @@
 #include "chestlab/engine/split_file.h"
 #include "chestlab/hash.h"
 #include "chestlab/paths.h"
+#include "chestlab/rng.h"
 
 namespace chestlab {
 
@@ -136,16 +137,18 @@ void write_train(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
     w.key("tensorboard_every", t.tensorboard_every);
   }
   write_seed(w, c.training_seed(), c.seed, purpose);
-}
   // It changes the numbers, so it is hashed; left out at its default so that files written
   // before it existed keep their run ids.
   if (purpose == Purpose::Resolved || t.precision != "fp32") w.key("precision", t.precision);
+}
 
 void write_cv(TomlWriter& w, const ExperimentConfig& c, Purpose purpose) {
   const CvConfig& cv = c.cv;
   w.header("[cv]");
   w.key("mode", cv.mode);
   w.key("folds", cv.folds);
+  // Left out of the hash at its default, so that files written before it keep their run ids.
+  if (purpose == Purpose::Resolved || cv.repeats != 1) w.key("repeats", cv.repeats);
   w.key("stratify", cv.stratify);
   write_seed(w, c.fold_seed(), c.seed, purpose);
   // The hash names the split a file makes, not where the file is: an edited file gives new
@@ -202,5 +205,11 @@ std::string ExperimentConfig::resolved_toml() const { return resolved_text(*this
 std::string ExperimentConfig::hash() const { return to_hex(fnv1a64(resolved_text(*this, Purpose::Hash)), 12); }
 
 std::string ExperimentConfig::splits_path() const { return resolve_path(cv.splits, base_dir); }
+
+std::uint64_t ExperimentConfig::repeat_fold_seed(std::int64_t repeat) const {
+  if (repeat == 0) return fold_seed();
+  // A constant names the purpose, so that no other seed mixed from (fold seed, r) collides.
+  return mix_seed({fold_seed(), 0x7265706561747321ull /* "repeats!" */, static_cast<std::uint64_t>(repeat)});
+}
 
 }  // namespace chestlab

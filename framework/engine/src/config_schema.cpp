@@ -130,6 +130,10 @@ const Schema& cv_schema() {
       param_string("mode", "kfold", "k-fold cross-validation, or one train/validation/test split")
           .one_of({"kfold", "holdout"}),
       param_int("folds", 5, "kfold: number of folds").at_least(2),
+      param_int("repeats", 1,
+                "kfold: repeated cross-validation, this many fold assignments (each from its own seed, the "
+                "first from seed); fold model r * folds + j validates fold j of repeat r")
+          .range(1, 100),
       param_bool("stratify", true, "keep the class balance of the dataset in every fold/split"),
       param_int("seed", 42, "seed of the fold assignment (and of holdout_order = \"random\"); default: [experiment] seed")
           .at_least(0),

@@ -729,6 +729,7 @@ void write_root(hid_t file, const RunMeta& meta) {
   write_attr(file, "finished", std::string());
   write_attr(file, "monitor", meta.monitor);
   write_attr(file, "monitor_mode", std::string(to_string(meta.monitor_mode)));
+  if (meta.folds_per_repeat > 0) write_attr(file, "folds_per_repeat", meta.folds_per_repeat);
 }
 
 void write_environment(hid_t file, const Environment& env) {
@@ -863,6 +864,11 @@ void read_root(hid_t file, RunInfo& info) {
   if (!parse_run_status(status, info.status)) invalid("unknown run status '" + status + "'");
   info.created = read_attr_string(file, "created");
   info.finished = read_attr_string(file, "finished");
+  // Written only by repeated cross-validation; older files and single assignments have none.
+  if (has_attr(file, "folds_per_repeat")) {
+    info.meta.folds_per_repeat = read_attr_int(file, "folds_per_repeat");
+    if (info.meta.folds_per_repeat < 2) invalid("attribute 'folds_per_repeat' is below 2");
+  }
 }
 
 RunInfo read_open_run(hid_t file, const std::string& path, LoadWeights load) {
@@ -872,6 +878,8 @@ RunInfo read_open_run(hid_t file, const std::string& path, LoadWeights load) {
   info.config_toml = read_string_dataset(file, "config");
   info.environment = read_environment(file);
   info.folds = read_folds(file, load);
+  if (info.meta.folds_per_repeat > 0)
+    for (FoldInfo& fold : info.folds) fold.repeat = static_cast<int>(fold.index / info.meta.folds_per_repeat);
   if (link_exists(file, "summary")) {
     Table t = read_table(file, "summary");
     for (const Row& r : t.rows)

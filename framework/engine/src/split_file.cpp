@@ -37,6 +37,7 @@ class Problems {
     if (shown_.size() < kProblemsShown) shown_.push_back(line ? fmt::format("line {}: {}", line, what) : what);
   }
   bool empty() const { return count_ == 0; }
+  std::size_t count() const { return count_; }
 
   void raise_if_any() const {
     if (count_ == 0) return;
@@ -229,7 +230,8 @@ bool fold_fits(const SplitRow& row, SplitMode mode, int folds, Problems& problem
 }
 
 // Samples without a row (a refused row counts as a row: it was reported already).
-void check_complete(const std::vector<SplitSample>& samples, const std::vector<bool>& listed, Problems& problems) {
+void check_complete(const std::vector<SplitSample>& samples, const std::vector<bool>& listed,
+                    const std::string& in_repeat, Problems& problems) {
   std::vector<std::string> missing;
   std::size_t count = 0;
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -238,11 +240,12 @@ void check_complete(const std::vector<SplitSample>& samples, const std::vector<b
     ++count;
   }
   if (count == 0) return;
-  problems.add(0, fmt::format("{} of the dataset's {} samples have no row (each needs one): {}{}", count,
+  problems.add(0, fmt::format("{}{} of the dataset's {} samples have no row (each needs one): {}{}", in_repeat, count,
                               samples.size(), text::join(missing, ", "), count > missing.size() ? ", ..." : ""));
 }
 
-void check_no_empty_fold(const std::vector<int>& assignment, SplitMode mode, int folds, Problems& problems) {
+void check_no_empty_fold(const std::vector<int>& assignment, SplitMode mode, int folds, const std::string& in_repeat,
+                         Problems& problems) {
   if (mode == SplitMode::KFold && static_cast<std::size_t>(folds) > assignment.size()) {
     problems.add(0, fmt::format("[cv] folds = {} is more than the dataset's {} samples: some folds would be empty",
                                 folds, assignment.size()));
@@ -255,16 +258,16 @@ void check_no_empty_fold(const std::vector<int>& assignment, SplitMode mode, int
   if (mode == SplitMode::Holdout) {
     for (int p : {kTrainPart, kValPart})
       if (size[static_cast<std::size_t>(p)] == 0)
-        problems.add(0, fmt::format("the {} part has no sample (a holdout split needs train and val samples; test "
-                                    "may be empty)",
-                                    kPartNames[p]));
+        problems.add(0, fmt::format("{}the {} part has no sample (a holdout split needs train and val samples; "
+                                    "test may be empty)",
+                                    in_repeat, kPartNames[p]));
     return;
   }
   for (int k = 0; k < folds; ++k)
     if (size[static_cast<std::size_t>(k)] == 0)
-      problems.add(0, fmt::format("fold {} has no sample: [cv] folds = {} needs samples in each of the folds 0 to {} "
-                                  "(does [cv] folds match the file?)",
-                                  k, folds, folds - 1));
+      problems.add(0, fmt::format("{}fold {} has no sample: [cv] folds = {} needs samples in each of the folds 0 to "
+                                  "{} (does [cv] folds match the file?)",
+                                  in_repeat, k, folds, folds - 1));
 }
 
 // A group whose samples lie in two folds (or parts) leaks a patient from training into
@@ -272,7 +275,7 @@ void check_no_empty_fold(const std::vector<int>& assignment, SplitMode mode, int
 template <class GroupOf>
 void check_groups(const std::vector<SplitSample>& samples, const std::vector<int>& assignment,
                   const std::vector<std::size_t>& line_of, SplitMode mode, const std::string& what, GroupOf group_of,
-                  Problems& problems) {
+                  const std::string& in_repeat, Problems& problems) {
   std::unordered_map<std::string, std::size_t> first_member;
   std::unordered_map<std::string, bool> reported;
   for (std::size_t i = 0; i < samples.size(); ++i) {
@@ -283,36 +286,40 @@ void check_groups(const std::vector<SplitSample>& samples, const std::vector<int
     if (inserted || assignment[it->second] == assignment[i] || reported[group]) continue;
     reported[group] = true;
     const std::size_t j = it->second;
-    problems.add(line_of[i], fmt::format("{} {} spans {} (sample {}, line {}) and {} (sample {}); all samples of a "
-                                         "group must share one {}",
-                                         what, quoted(group), fold_name(mode, assignment[j]), quoted(samples[j].id),
+    problems.add(line_of[i], fmt::format("{}{} {} spans {} (sample {}, line {}) and {} (sample {}); all samples of "
+                                         "a group must share one {}",
+                                         in_repeat, what, quoted(group), fold_name(mode, assignment[j]), quoted(samples[j].id),
                                          line_of[j], fold_name(mode, assignment[i]), quoted(samples[i].id),
                                          mode == SplitMode::Holdout ? "part" : "fold"));
   }
 }
 
+// One record: sample `s` in fold (or part) `a` of repeat `r`.
+std::string split_record_line(const SplitSample& s, int a, std::size_t r, std::size_t i, SplitMode mode) {
+  // A record is one line: the reader would split a quoted line break.
+  for (const std::string* text : {&s.id, &s.group})
+    if (text->find_first_of("\r\n") != std::string::npos)
+      throw DataError("split file", fmt::format("sample {} has a line break in its id or group, which a split "
+                                                "file cannot hold",
+                                                quoted(s.id)));
+  const bool valid = mode == SplitMode::Holdout ? a >= 0 && a < 3 : a >= 0;
+  if (!valid) throw std::invalid_argument(fmt::format("format_split_file: sample {} has no fold ({})", i, a));
+  const std::string fold = mode == SplitMode::Holdout ? kPartNames[a] : std::to_string(a);
+  return fmt::format("{},{},{},{},{}\n", text::csv_field(s.id), text::csv_field(s.group), s.label, r, fold);
+}
+
 }  // namespace
 
-std::string format_split_file(const std::vector<SplitSample>& samples, const std::vector<int>& assignment,
+std::string format_split_file(const std::vector<SplitSample>& samples, const SplitAssignments& assignments,
                               SplitMode mode) {
-  if (samples.size() != assignment.size())
-    throw std::invalid_argument(
-        fmt::format("format_split_file: {} assignments for {} samples", assignment.size(), samples.size()));
+  if (assignments.empty()) throw std::invalid_argument("format_split_file: no repeat");
+  for (const std::vector<int>& assignment : assignments)
+    if (samples.size() != assignment.size())
+      throw std::invalid_argument(
+          fmt::format("format_split_file: {} assignments for {} samples", assignment.size(), samples.size()));
   std::string out = std::string(kSplitFileHeader) + "\n";
-  for (std::size_t i = 0; i < samples.size(); ++i) {
-    const SplitSample& s = samples[i];
-    // A record is one line: the reader would split a quoted line break.
-    for (const std::string* text : {&s.id, &s.group})
-      if (text->find_first_of("\r\n") != std::string::npos)
-        throw DataError("split file", fmt::format("sample {} has a line break in its id or group, which a split "
-                                                  "file cannot hold",
-                                                  quoted(s.id)));
-    const int a = assignment[i];
-    const bool valid = mode == SplitMode::Holdout ? a >= 0 && a < 3 : a >= 0;
-    if (!valid) throw std::invalid_argument(fmt::format("format_split_file: sample {} has no fold ({})", i, a));
-    const std::string fold = mode == SplitMode::Holdout ? kPartNames[a] : std::to_string(a);
-    out += fmt::format("{},{},{},0,{}\n", text::csv_field(s.id), text::csv_field(s.group), s.label, fold);
-  }
+  for (std::size_t r = 0; r < assignments.size(); ++r)
+    for (std::size_t i = 0; i < samples.size(); ++i) out += split_record_line(samples[i], assignments[r][i], r, i, mode);
   return out;
 }
 
@@ -356,8 +363,50 @@ std::vector<SplitRow> parse_split_rows(const std::string& text, const std::strin
   return rows;
 }
 
-std::vector<int> assign_split(const std::vector<SplitRow>& rows, const std::vector<SplitSample>& samples,
-                              SplitMode mode, int folds, const std::string& source_name) {
+namespace {
+
+// One repeat's assignment from its rows (already known to be of this repeat), checked.
+std::vector<int> assign_repeat(const std::vector<const SplitRow*>& rows, const std::vector<SplitSample>& samples,
+                               const std::unordered_map<std::string, std::size_t>& index_of, SplitMode mode,
+                               int folds, const std::string& in_repeat, Problems& problems) {
+  const std::size_t problems_before = problems.count();
+  std::vector<int> assignment(samples.size(), -1);
+  std::vector<std::size_t> line_of(samples.size(), 0);
+  std::vector<const SplitRow*> row_of(samples.size(), nullptr);
+  std::vector<bool> listed(samples.size(), false);
+  for (const SplitRow* row : rows) {
+    const auto it = index_of.find(row->id);
+    if (it == index_of.end()) {
+      problems.add(row->line, fmt::format("sample {} is not in the dataset", quoted(row->id)));
+      continue;
+    }
+    const std::size_t i = it->second;
+    listed[i] = true;
+    if (!fold_fits(*row, mode, folds, problems)) continue;
+    assignment[i] = static_cast<int>(row->fold);
+    line_of[i] = row->line;
+    row_of[i] = row;
+  }
+  check_complete(samples, listed, in_repeat, problems);
+  check_no_empty_fold(assignment, mode, folds, in_repeat, problems);
+  check_groups(
+      samples, assignment, line_of, mode, "the dataset's group (patient)",
+      [&](std::size_t i) -> const std::string& { return samples[i].group; }, in_repeat, problems);
+  // The file's own group column may group more coarsely (a hospital) and is checked too, once
+  // everything else holds: where it repeats the dataset's groups, a problem found above would
+  // only be reported twice.
+  if (problems.count() == problems_before)
+    check_groups(
+        samples, assignment, line_of, mode, "the file's group",
+        [&](std::size_t i) -> const std::string& { return row_of[i] ? row_of[i]->group : samples[i].group; },
+        in_repeat, problems);
+  return assignment;
+}
+
+}  // namespace
+
+SplitAssignments assign_split(const std::vector<SplitRow>& rows, const std::vector<SplitSample>& samples,
+                              SplitMode mode, int folds, int repeats, const std::string& source_name) {
   Problems problems(source_name);
   std::unordered_map<std::string, std::size_t> index_of;
   index_of.reserve(samples.size());
@@ -370,48 +419,28 @@ std::vector<int> assign_split(const std::vector<SplitRow>& rows, const std::vect
   }
   problems.raise_if_any();
 
-  std::vector<int> assignment(samples.size(), -1);
-  std::vector<std::size_t> line_of(samples.size(), 0);
-  std::vector<const SplitRow*> row_of(samples.size(), nullptr);
-  std::vector<bool> listed(samples.size(), false);
+  std::vector<std::vector<const SplitRow*>> rows_of_repeat(static_cast<std::size_t>(std::max(repeats, 1)));
   for (const SplitRow& row : rows) {
-    if (row.repeat != 0) {
-      problems.add(row.line, fmt::format("repeat {}: only repeat 0 is read (several fold assignments in one file, "
-                                         "repeated cross-validation, are not supported yet)",
-                                         row.repeat));
+    if (row.repeat >= repeats) {
+      problems.add(row.line, fmt::format("repeat {} is out of range: [cv] repeats = {} numbers the repeats 0 to {}",
+                                         row.repeat, repeats, repeats - 1));
       continue;
     }
-    const auto it = index_of.find(row.id);
-    if (it == index_of.end()) {
-      problems.add(row.line, fmt::format("sample {} is not in the dataset", quoted(row.id)));
-      continue;
-    }
-    const std::size_t i = it->second;
-    listed[i] = true;
-    if (!fold_fits(row, mode, folds, problems)) continue;
-    assignment[i] = static_cast<int>(row.fold);
-    line_of[i] = row.line;
-    row_of[i] = &row;
+    rows_of_repeat[static_cast<std::size_t>(row.repeat)].push_back(&row);
   }
-  check_complete(samples, listed, problems);
-  check_no_empty_fold(assignment, mode, folds, problems);
-  check_groups(
-      samples, assignment, line_of, mode, "the dataset's group (patient)",
-      [&](std::size_t i) -> const std::string& { return samples[i].group; }, problems);
-  // The file's own group column may group more coarsely (a hospital) and is checked too, once
-  // everything else holds: where it repeats the dataset's groups, a problem found above would
-  // only be reported twice.
-  if (problems.empty())
-    check_groups(
-        samples, assignment, line_of, mode, "the file's group",
-        [&](std::size_t i) -> const std::string& { return row_of[i]->group; }, problems);
+  SplitAssignments assignments;
+  for (int r = 0; r < repeats; ++r) {
+    const std::string in_repeat = repeats > 1 ? fmt::format("repeat {}: ", r) : "";
+    assignments.push_back(
+        assign_repeat(rows_of_repeat[static_cast<std::size_t>(r)], samples, index_of, mode, folds, in_repeat, problems));
+  }
   problems.raise_if_any();
-  return assignment;
+  return assignments;
 }
 
-std::vector<int> read_split_file(const std::string& path, const std::vector<SplitSample>& samples, SplitMode mode,
-                                 int folds) {
-  return assign_split(parse_split_rows(read_file(path), path), samples, mode, folds, path);
+SplitAssignments read_split_file(const std::string& path, const std::vector<SplitSample>& samples, SplitMode mode,
+                                 int folds, int repeats) {
+  return assign_split(parse_split_rows(read_file(path), path), samples, mode, folds, repeats, path);
 }
 
 std::string split_file_digest(const std::string& path) {

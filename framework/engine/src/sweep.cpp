@@ -414,7 +414,7 @@ std::vector<int> folds_of(const ExperimentConfig& config) {
     for (auto k : config.cv.run_folds) folds.push_back(static_cast<int>(k));
     return folds;
   }
-  for (int k = 0; k < config.cv.folds; ++k) folds.push_back(k);
+  for (int k = 0; k < config.cv.fold_models(); ++k) folds.push_back(k);
   return folds;
 }
 

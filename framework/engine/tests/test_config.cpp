@@ -671,8 +671,9 @@ TEST_CASE("config: very long names and devices are refused, not a stack overflow
 
 namespace {
 
-// The text hash() was taken of before [cv] seed, [train] seed, [cv] splits and [train]
-// precision existed: the resolved file without those keys and without the output-only keys.
+// The text hash() was taken of before [cv] seed, [train] seed, [cv] splits, [train]
+// precision and [cv] repeats existed: the resolved file without those keys and without the
+// output-only keys.
 std::string text_before_the_new_keys(const ExperimentConfig& config) {
   std::istringstream lines(config.resolved_toml());
   std::string section, out;
@@ -681,7 +682,9 @@ std::string text_before_the_new_keys(const ExperimentConfig& config) {
     const bool new_key = (section == "[train]" || section == "[cv]") && line.rfind("seed = ", 0) == 0;
     const bool output_only = line.rfind("tensorboard", 0) == 0;
     const bool default_precision = section == "[train]" && line == "precision = \"fp32\"";
-    if (new_key || output_only || default_precision || (section == "[cv]" && line == "splits = \"\""))
+    const bool default_repeats = section == "[cv]" && line == "repeats = 1";
+    if (new_key || output_only || default_precision || default_repeats ||
+        (section == "[cv]" && line == "splits = \"\""))
       continue;
     out += line + "\n";
   }
@@ -716,9 +719,6 @@ TEST_CASE("config: train.tensorboard keys are recorded but are not part of the h
         "x.toml:13:21: train.tensorboard_every: expected integer >= 0, got -1");
 }
 
-// ---- [cv] seed, [train] seed, [cv] splits ------------------------------------------------
-
-TEST_CASE("config: [cv] seed and [train] seed follow the experiment seed unless set", "[config][seeds]") {
 TEST_CASE("config: train.precision is recorded, and hashed unless fp32", "[config][resolved][precision]") {
   const ExperimentConfig plain = parse(kValid);
   CHECK(plain.train.precision == "fp32");
@@ -736,6 +736,9 @@ TEST_CASE("config: train.precision is recorded, and hashed unless fp32", "[confi
              Contains("train.precision") && Contains("fp32") && Contains("bf16") && Contains("fp16"));
 }
 
+// ---- [cv] seed, [train] seed, [cv] splits ------------------------------------------------
+
+TEST_CASE("config: [cv] seed and [train] seed follow the experiment seed unless set", "[config][seeds]") {
   const ExperimentConfig plain = parse(kValid);
   CHECK(plain.seed == 42);
   CHECK(plain.fold_seed() == 42);
@@ -753,7 +756,7 @@ TEST_CASE("config: train.precision is recorded, and hashed unless fp32", "[confi
   // The resolved file says which seed made the folds and which trained, so that resume and
   // rerun use them whatever the experiment seed.
   const std::string resolved = pinned.resolved_toml();
-  CHECK_THAT(resolved, Contains("[cv]\nmode = \"kfold\"\nfolds = 5\nstratify = true\nseed = 5\nsplits = \"\"\n"));
+  CHECK_THAT(resolved, Contains("[cv]\nmode = \"kfold\"\nfolds = 5\nrepeats = 1\nstratify = true\nseed = 5\nsplits = \"\"\n"));
   CHECK_THAT(resolved, Contains("tensorboard_every = 10\nseed = 11\n"));
   const ExperimentConfig again = parse(resolved);
   CHECK(again.fold_seed() == 5);
@@ -801,4 +804,31 @@ TEST_CASE("config: [cv] splits resolves against the file's folder and enters the
   // Reading the config does not need the file (predict re-reads recorded configs); the hash does.
   const ExperimentConfig gone = at("gone.csv");
   CHECK_THROWS_AS(gone.hash(), DataError);
+}
+
+// ---- [cv] repeats ---------------------------------------------------------------------------
+
+TEST_CASE("config: [cv] repeats, its fold models and seeds; hashed unless 1", "[config][repeats]") {
+  const ExperimentConfig plain = parse(kValid);
+  CHECK(plain.cv.repeats == 1);
+  CHECK(plain.cv.fold_models() == 5);
+  const ExperimentConfig three = parse(kValid, {"cv.repeats=3"});
+  CHECK(three.cv.fold_models() == 15);
+  // Repeat 0 is the assignment without repeats; the others have seeds of their own.
+  CHECK(three.repeat_fold_seed(0) == plain.fold_seed());
+  CHECK(three.repeat_fold_seed(1) != three.repeat_fold_seed(0));
+  CHECK(three.repeat_fold_seed(2) != three.repeat_fold_seed(1));
+  CHECK(parse(kValid, {"cv.repeats=3", "cv.seed=11"}).repeat_fold_seed(1) != three.repeat_fold_seed(1));
+  CHECK(three.hash() != plain.hash());
+  CHECK(parse(kValid, {"cv.repeats=1"}).hash() == plain.hash());
+  CHECK_THAT(three.resolved_toml(), Contains("\nfolds = 5\nrepeats = 3\n"));
+  CHECK(parse(three.resolved_toml()).cv.repeats == 3);
+  // run_folds counts fold models.
+  CHECK(parse(kValid, {"cv.repeats=3", "cv.run_folds=[14]"}).cv.run_folds == std::vector<std::int64_t>{14});
+  CHECK_THAT(error_of(kValid, {"cv.repeats=3", "cv.run_folds=[15]"}),
+             Contains("fold 15 does not exist: fold models are numbered 0 to 14 (cv.folds = 5 x cv.repeats = 3)"));
+  CHECK_THAT(error_of(kValid, {"cv.repeats=2", "cv.mode=\"holdout\""}),
+             Contains("cv.repeats: repeats = 2 needs mode = \"kfold\""));
+  CHECK_THAT(error_of(kValid, {"cv.repeats=0"}), Contains("cv.repeats"));
+  CHECK_THAT(error_of(kValid, {"cv.repeats=101"}), Contains("cv.repeats"));
 }

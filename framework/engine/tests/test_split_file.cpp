@@ -22,7 +22,7 @@ const std::vector<SplitSample> kSamples = {{"a", "p1", 1}, {"b", "p1", 1}, {"c",
 const std::vector<int> kFolds = {0, 0, 1, 2, 2, 1};  // 3 folds, every patient in one
 
 std::vector<int> assign(const std::string& text, SplitMode mode = SplitMode::KFold, int folds = 3) {
-  return assign_split(parse_split_rows(text, "s.csv"), kSamples, mode, folds, "s.csv");
+  return assign_split(parse_split_rows(text, "s.csv"), kSamples, mode, folds, 1, "s.csv").at(0);
 }
 
 // The message of the DataError reading `text` must raise.
@@ -39,7 +39,7 @@ std::string refusal(const std::string& text, SplitMode mode = SplitMode::KFold, 
 
 // The k-fold file for kSamples and kFolds, with line `line` (1 = the header) replaced.
 std::string with_line(std::size_t line, const std::string& replacement) {
-  const std::string text = format_split_file(kSamples, kFolds, SplitMode::KFold);
+  const std::string text = format_split_file(kSamples, {kFolds}, SplitMode::KFold);
   std::string out;
   std::size_t start = 0;
   for (std::size_t n = 1; start < text.size(); ++n) {
@@ -53,23 +53,23 @@ std::string with_line(std::size_t line, const std::string& replacement) {
 }  // namespace
 
 TEST_CASE("split file: what format_split_file writes reads back to the same assignment", "[split_file]") {
-  const std::string text = format_split_file(kSamples, kFolds, SplitMode::KFold);
+  const std::string text = format_split_file(kSamples, {kFolds}, SplitMode::KFold);
   CHECK(text ==
         "id,group,class,repeat,fold\n"
         "a,p1,1,0,0\nb,p1,1,0,0\nc,p2,0,0,1\nd,p3,0,0,2\ne,p3,0,0,2\nf,p4,1,0,1\n");
   CHECK(assign(text) == kFolds);
 
   const std::vector<int> parts = {kTrainPart, kTrainPart, kValPart, kTestPart, kTestPart, kTrainPart};
-  const std::string holdout = format_split_file(kSamples, parts, SplitMode::Holdout);
+  const std::string holdout = format_split_file(kSamples, {parts}, SplitMode::Holdout);
   CHECK_THAT(holdout, Contains("\nc,p2,0,0,val\nd,p3,0,0,test\n"));
   CHECK(assign(holdout, SplitMode::Holdout) == parts);
 }
 
 TEST_CASE("split file: ids and groups with commas and quotes survive the round trip", "[split_file]") {
   const std::vector<SplitSample> odd = {{"x,1", "p \"one\"", 0}, {"y", "p2", 1}};
-  const std::string text = format_split_file(odd, {0, 1}, SplitMode::KFold);
+  const std::string text = format_split_file(odd, {{0, 1}}, SplitMode::KFold);
   CHECK_THAT(text, Contains("\"x,1\",\"p \"\"one\"\"\",0,0,0\n"));
-  CHECK(assign_split(parse_split_rows(text, "s.csv"), odd, SplitMode::KFold, 2, "s.csv") == std::vector<int>{0, 1});
+  CHECK(assign_split(parse_split_rows(text, "s.csv"), odd, SplitMode::KFold, 2, 1, "s.csv").at(0) == std::vector<int>{0, 1});
 }
 
 TEST_CASE("split file: other tools' files are read (column order, optional columns, BOM, CRLF)", "[split_file]") {
@@ -97,7 +97,7 @@ TEST_CASE("split file: a dataset sample missing from the file is refused", "[spl
 }
 
 TEST_CASE("split file: a sample listed twice in one repeat is refused with both lines", "[split_file]") {
-  const std::string text = format_split_file(kSamples, kFolds, SplitMode::KFold) + "c,p2,0,0,1\n";
+  const std::string text = format_split_file(kSamples, {kFolds}, SplitMode::KFold) + "c,p2,0,0,1\n";
   try {
     parse_split_rows(text, "s.csv");
     FAIL("a duplicate was read");
@@ -129,7 +129,7 @@ TEST_CASE("split file: a fold out of range or an empty fold is refused", "[split
   CHECK_THAT(refusal(with_line(7, "f,p4,1,0,3")),
              Contains("line 7: fold 3 is out of range: [cv] folds = 3 numbers the folds 0 to 2"));
   // Written for 3 folds, read with [cv] folds = 4: fold 3 is empty.
-  CHECK_THAT(refusal(format_split_file(kSamples, kFolds, SplitMode::KFold), SplitMode::KFold, 4),
+  CHECK_THAT(refusal(format_split_file(kSamples, {kFolds}, SplitMode::KFold), SplitMode::KFold, 4),
              Contains("fold 3 has no sample: [cv] folds = 4 needs samples in each of the folds 0 to 3"));
   // A holdout split needs train and val samples (test may be empty).
   CHECK(assign("id,fold\na,train\nb,train\nc,val\nd,train\ne,train\nf,val\n", SplitMode::Holdout).size() == 6);
@@ -140,16 +140,39 @@ TEST_CASE("split file: a fold out of range or an empty fold is refused", "[split
 TEST_CASE("split file: folds written for the other mode are refused", "[split_file]") {
   CHECK_THAT(refusal(with_line(2, "a,p1,1,0,train")),
              Contains("line 2: fold train is a holdout part, but [cv] mode = \"kfold\""));
-  CHECK_THAT(refusal(format_split_file(kSamples, kFolds, SplitMode::KFold), SplitMode::Holdout),
+  CHECK_THAT(refusal(format_split_file(kSamples, {kFolds}, SplitMode::KFold), SplitMode::Holdout),
              Contains("line 2: fold 0 is a fold number, but [cv] mode = \"holdout\""));
 }
 
-TEST_CASE("split file: repeats other than 0 are refused until repeated cross-validation exists", "[split_file]") {
-  const std::string text = format_split_file(kSamples, kFolds, SplitMode::KFold) + "a,p1,1,1,2\n";
-  // Repeat 1 may list a again (a repeat is a complete assignment of its own)...
-  CHECK(parse_split_rows(text, "s.csv").size() == 7);
-  // ...but this chestlab reads repeat 0 only.
-  CHECK_THAT(refusal(text), Contains("line 8: repeat 1: only repeat 0 is read"));
+TEST_CASE("split file: repeated cross-validation, one complete assignment per repeat, each checked", "[split_file]") {
+  const std::vector<int> second = {2, 2, 0, 1, 1, 0};  // another 3-fold assignment, patients kept whole
+  const std::string text = format_split_file(kSamples, {kFolds, second}, SplitMode::KFold);
+  const auto rows = parse_split_rows(text, "s.csv");
+  REQUIRE(rows.size() == 12);
+  CHECK(rows[6].repeat == 1);
+  CHECK(rows[6].line == 8);
+  CHECK(assign_split(rows, kSamples, SplitMode::KFold, 3, 2, "s.csv") == SplitAssignments{kFolds, second});
+
+  // A repeat beyond [cv] repeats.
+  CHECK_THAT(refusal(text), Contains("line 8: repeat 1 is out of range: [cv] repeats = 1 numbers the repeats 0 to 0"));
+  // A repeat the file lacks, or lacks a sample of.
+  const auto refused = [&](const std::string& file) -> std::string {
+    try {
+      assign_split(parse_split_rows(file, "s.csv"), kSamples, SplitMode::KFold, 3, 2, "s.csv");
+    } catch (const DataError& e) {
+      return e.what();
+    }
+    FAIL("read with [cv] repeats = 2:\n" << file);
+    return "";
+  };
+  CHECK_THAT(refused(format_split_file(kSamples, {kFolds}, SplitMode::KFold)),
+             Contains("repeat 1: 6 of the dataset's 6 samples have no row"));
+  CHECK_THAT(refused(text.substr(0, text.rfind("f,"))), Contains("repeat 1: 1 of the dataset's 6 samples have no row"));
+  // A patient split in repeat 1 only: the message names the repeat.
+  const std::vector<int> leaky = {2, 1, 0, 1, 1, 0};
+  CHECK_THAT(refused(format_split_file(kSamples, {kFolds, leaky}, SplitMode::KFold)),
+             Contains("line 9: repeat 1: the dataset's group (patient) \"p1\" spans fold 2 (sample \"a\", line 8) "
+                      "and fold 1 (sample \"b\")"));
 }
 
 TEST_CASE("split file: malformed lines are refused with their line numbers, all at once", "[split_file]") {
@@ -186,7 +209,7 @@ TEST_CASE("split file: a dataset with repeated ids cannot be split by file", "[s
   std::vector<SplitSample> twice = kSamples;
   twice.push_back({"a", "p9", 0});
   try {
-    assign_split(parse_split_rows("id,fold\na,0\n", "s.csv"), twice, SplitMode::KFold, 2, "s.csv");
+    assign_split(parse_split_rows("id,fold\na,0\n", "s.csv"), twice, SplitMode::KFold, 2, 1, "s.csv");
     FAIL("read");
   } catch (const DataError& e) {
     CHECK_THAT(e.what(), Contains("the dataset has two samples with id \"a\" (numbers 0 and 6)"));
@@ -200,8 +223,8 @@ TEST_CASE("split file: files are read from disk; the digest names the split, not
     std::ofstream(path, std::ios::binary) << text;
     return path;
   };
-  const std::string ours = write("ours.csv", format_split_file(kSamples, kFolds, SplitMode::KFold));
-  CHECK(read_split_file(ours, kSamples, SplitMode::KFold, 3) == kFolds);
+  const std::string ours = write("ours.csv", format_split_file(kSamples, {kFolds}, SplitMode::KFold));
+  CHECK(read_split_file(ours, kSamples, SplitMode::KFold, 3, 1).at(0) == kFolds);
 
   // The same split, reordered, without group and class, quoted, CRLF: the same digest.
   const std::string theirs = write("theirs.csv", "fold,\"id\"\r\n1,f\r\n2,\"e\"\r\n2,d\r\n1,c\r\n0,b\r\n0,a\r\n");
@@ -212,7 +235,7 @@ TEST_CASE("split file: files are read from disk; the digest names the split, not
   CHECK(split_file_digest(moved) != split_file_digest(ours));
 
   const std::string missing = (dir / "missing.csv").string();
-  CHECK_THROWS_MATCHES(read_split_file(missing, kSamples, SplitMode::KFold, 3), DataError,
+  CHECK_THROWS_MATCHES(read_split_file(missing, kSamples, SplitMode::KFold, 3, 1), DataError,
                        Catch::Matchers::Message(missing + ": cannot open the split file ([cv] splits)"));
   CHECK_THROWS_AS(split_file_digest(missing), DataError);
 }

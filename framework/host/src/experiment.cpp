@@ -39,16 +39,24 @@ void Experiment::make_plans() {
   }
   if (cv.mode == "holdout") {
     HoldoutSplit split = holdout_split(groups, cv.holdout, cv.holdout_order == "random", config_.fold_seed());
-    plans_.push_back({0, split.train, split.val, split.test});
+    FoldPlan plan;
+    plan.train = std::move(split.train);
+    plan.val = std::move(split.val);
+    plan.test = std::move(split.test);
+    plans_.push_back(std::move(plan));
     return;
   }
-  std::vector<int> fold_of;
-  try {
-    fold_of = stratified_group_kfold(groups, labels, static_cast<int>(cv.folds), config_.fold_seed(), cv.stratify);
-  } catch (const std::invalid_argument& e) {
-    throw ConfigError(fmt::format("cv: cannot split {} samples into {} folds: {}", infos_.size(), cv.folds, e.what()));
+  for (int r = 0; r < cv.repeats; ++r) {
+    std::vector<int> fold_of;
+    try {
+      fold_of = stratified_group_kfold(groups, labels, static_cast<int>(cv.folds), config_.repeat_fold_seed(r),
+                                       cv.stratify);
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(
+          fmt::format("cv: cannot split {} samples into {} folds: {}", infos_.size(), cv.folds, e.what()));
+    }
+    add_repeat_plans(fold_of, r);
   }
-  plans_from_folds(fold_of);
 }
 
 // [cv] splits: the folds (or holdout parts) the file gives, checked against the samples.
@@ -59,25 +67,34 @@ void Experiment::plans_from_split_file() {
   for (const auto& info : infos_) samples.push_back({info.id, info.group, info.label});
   const SplitMode mode = cv.mode == "holdout" ? SplitMode::Holdout : SplitMode::KFold;
   const int folds = static_cast<int>(std::min<std::int64_t>(cv.folds, INT_MAX));
-  const std::vector<int> assignment = read_split_file(config_.splits_path(), samples, mode, folds);
+  const SplitAssignments assignments =
+      read_split_file(config_.splits_path(), samples, mode, folds, static_cast<int>(cv.repeats));
   if (mode == SplitMode::KFold) {
-    plans_from_folds(assignment);
+    for (std::size_t r = 0; r < assignments.size(); ++r) add_repeat_plans(assignments[r], static_cast<int>(r));
     return;
   }
+  const std::vector<int>& assignment = assignments.front();
   FoldPlan plan;
   for (std::size_t i = 0; i < assignment.size(); ++i)
     (assignment[i] == kTrainPart ? plan.train : assignment[i] == kValPart ? plan.val : plan.test).push_back(i);
   plans_.push_back(std::move(plan));
 }
 
-// One plan per fold: fold k validates its samples and trains on the others.
-void Experiment::plans_from_folds(const std::vector<int>& fold_of) {
-  const auto& cv = config_.cv;
-  plans_.resize(static_cast<std::size_t>(cv.folds));
-  for (int k = 0; k < cv.folds; ++k) plans_[static_cast<std::size_t>(k)].fold = k;
-  for (std::size_t i = 0; i < fold_of.size(); ++i) {
-    for (auto& plan : plans_) (plan.fold == fold_of[i] ? plan.val : plan.train).push_back(i);
+// One plan per fold of a repeat: fold j validates its samples and trains on the others.
+void Experiment::add_repeat_plans(const std::vector<int>& fold_of, int repeat) {
+  const int folds = static_cast<int>(config_.cv.folds);
+  const std::size_t first = plans_.size();
+  plans_.resize(first + static_cast<std::size_t>(folds));
+  for (int j = 0; j < folds; ++j) {
+    FoldPlan& plan = plans_[first + static_cast<std::size_t>(j)];
+    plan.fold = repeat * folds + j;
+    plan.repeat = repeat;
   }
+  for (std::size_t i = 0; i < fold_of.size(); ++i)
+    for (int j = 0; j < folds; ++j) {
+      FoldPlan& plan = plans_[first + static_cast<std::size_t>(j)];
+      (j == fold_of[i] ? plan.val : plan.train).push_back(i);
+    }
 }
 
 std::vector<int> Experiment::folds_to_run() const {

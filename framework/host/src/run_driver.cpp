@@ -165,7 +165,8 @@ RunOutcome train_along(const Experiment& experiment, torch::Device device, Train
 RunFile create_run_file(const RunRequest& request, const ExperimentConfig& config, const std::string& run_id,
                         const PluginRegistry& registry, torch::Device device, int threads, int world_size) {
   RunMeta meta{config.name, run_id, config.hash(), static_cast<std::int64_t>(config.seed),
-               config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min};
+               config.monitor().name, config.monitor().maximize ? MonitorMode::Max : MonitorMode::Min,
+               config.cv.repeats > 1 ? config.cv.folds : 0};
   Environment environment = describe_environment(registry, device, threads, config);
   environment.world_size = world_size;
   const std::string path = request.run_path.empty()
@@ -329,8 +330,8 @@ RunOutcome run_experiment(const RunRequest& request, RunObserver& observer) {
   RunInfo previous;
   const ExperimentConfig config = load_config(request, *registry, file, previous);
   const torch::Device device = choose_device(config.train.device);
-  const int threads = configure_threads(config.train.threads);
   precision_on(config.train.precision, device);  // refused before a run file exists
+  const int threads = configure_threads(config.train.threads);
   configure_determinism(config.train.deterministic);
 
   std::unique_ptr<DistributedContext> distributed;

@@ -22,6 +22,13 @@ struct CompareCell {
   std::optional<double> value;  // at the best epoch; nullopt without one
 };
 
+// Mean ± sample std over the finished folds of one repeat ([cv] repeats > 1).
+struct RepeatSummary {
+  double mean = 0;
+  double std = 0;
+  std::int64_t n_folds = 0;  // 0: no mean
+};
+
 struct CompareRow {
   std::string run;  // "<experiment>/<run id>"
   std::vector<std::string> params;  // one per CompareTable::param_columns
@@ -30,6 +37,7 @@ struct CompareRow {
   double mean = 0;
   double std = 0;
   std::int64_t n_folds = 0;  // finished folds in mean ± std; 0: no mean
+  std::vector<RepeatSummary> repeats;  // one per CompareTable::repeat_columns
   std::optional<double> test;
 };
 
@@ -41,6 +49,9 @@ struct CompareBlock {
 struct CompareTable {
   std::vector<std::string> param_columns;  // swept parameter paths shown after the run
   int fold_columns = 0;   // highest fold index of any run + 1
+  // Repeated cross-validation: highest repeat of any run + 1 when some run has a repeat > 0
+  // (then a "repeat r" mean ± std column each), else 0.
+  int repeat_columns = 0;
   bool has_test = false;  // some run has /test
   std::vector<CompareBlock> blocks;
 };

@@ -83,6 +83,9 @@ struct TrainConfig {
 struct CvConfig {
   std::string mode;  // kfold | holdout
   std::int64_t folds = 5;
+  // [cv] repeats: repeated k-fold, R fold assignments of `folds` folds each (kfold only).
+  // Fold model r * folds + j validates fold j of repeat r.
+  std::int64_t repeats = 1;
   bool stratify = true;
   // [cv] seed: the fold assignment (and a random holdout order); unset = the experiment seed.
   // See ExperimentConfig::fold_seed().
@@ -93,6 +96,9 @@ struct CvConfig {
   std::vector<std::int64_t> run_folds;  // empty = all folds
   std::vector<double> holdout;          // train, validation, test fractions
   std::string holdout_order;            // file | random
+
+  // k-fold: the fold models a run trains, numbered 0 to folds x repeats - 1.
+  std::int64_t fold_models() const { return folds * repeats; }
 };
 
 struct ExperimentConfig {
@@ -123,6 +129,9 @@ struct ExperimentConfig {
   // [experiment] seed is the root: it seeds the dataset (synthetic data derives from it) and
   // is the default of both seeds below, so a file that sets neither behaves as one seed did.
   std::uint64_t fold_seed() const { return cv.seed.value_or(seed); }
+  // The seed of repeat r's fold assignment: fold_seed() for repeat 0 (so that repeats = 1
+  // makes the folds it always made), a seed mixed from it and r for the others.
+  std::uint64_t repeat_fold_seed(std::int64_t repeat) const;
   std::uint64_t training_seed() const { return train.seed.value_or(seed); }
   // [cv] splits resolved against base_dir; "" when unset.
   std::string splits_path() const;

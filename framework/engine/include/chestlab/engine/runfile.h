@@ -56,6 +56,9 @@ struct RunMeta {
   std::int64_t seed = 0;
   std::string monitor;  // metric that selects each fold's best epoch
   MonitorMode monitor_mode = MonitorMode::Max;
+  // Repeated cross-validation ([cv] repeats > 1): [cv] folds, so that fold model k is fold
+  // k % folds_per_repeat of repeat k / folds_per_repeat. 0 (and no attribute) otherwise.
+  std::int64_t folds_per_repeat = 0;
 };
 
 // One loaded plugin library. `hash` is whatever the caller computed (hex SHA-256 by convention).
@@ -144,6 +147,7 @@ struct SummaryRow {
 
 struct FoldInfo {
   int index = 0;
+  int repeat = 0;  // index / RunMeta::folds_per_repeat, 0 without repeats
   FoldStatus status = FoldStatus::Pending;
   std::int64_t best_epoch = -1;  // -1: no best yet
   double best_value = std::numeric_limits<double>::quiet_NaN();

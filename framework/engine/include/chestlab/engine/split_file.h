@@ -14,9 +14,8 @@
 // (quoted when they hold a comma or a quote) and a record is one line (no line breaks inside
 // quotes). `class` is written for people and other tools; chestlab does not read it.
 //
-// `repeat` numbers fold assignments: a file may one day hold R complete assignments (repeated
-// cross-validation, every sample once per repeat); today only repeat 0 exists and other
-// values are refused with a message saying so.
+// `repeat` numbers fold assignments: with [cv] repeats = R (repeated cross-validation) the
+// file holds R complete assignments, repeats 0 to R-1, every sample once in each.
 #pragma once
 
 #include <cstddef>
@@ -41,10 +40,13 @@ enum HoldoutPart : int { kTrainPart = 0, kValPart = 1, kTestPart = 2 };
 // "id,group,class,repeat,fold": the header line format_split_file writes.
 extern const char* const kSplitFileHeader;
 
-// The file's text: the header, then one row per sample in dataset order, repeat 0.
-// `assignment[i]` is sample i's fold (k-fold) or HoldoutPart (holdout), written as its
-// number or as train, val or test. Throws std::invalid_argument when the sizes differ.
-std::string format_split_file(const std::vector<SplitSample>& samples, const std::vector<int>& assignment,
+// `assignments[r][i]`: sample i's fold (k-fold) or HoldoutPart (holdout) in repeat r.
+using SplitAssignments = std::vector<std::vector<int>>;
+
+// The file's text: the header, then for each repeat one row per sample in dataset order,
+// the fold written as its number or as train, val or test. Throws std::invalid_argument when
+// there is no repeat or the sizes differ.
+std::string format_split_file(const std::vector<SplitSample>& samples, const SplitAssignments& assignments,
                               SplitMode mode);
 
 // One data row as read.
@@ -64,20 +66,20 @@ struct SplitRow {
 // in one repeat; and an empty file.
 std::vector<SplitRow> parse_split_rows(const std::string& text, const std::string& source_name);
 
-// The assignment the rows make for `samples` (dataset order), as format_split_file takes it,
-// once the rows are checked against the dataset and the [cv] settings. Throws DataError naming
-// the file and the line of every problem found (up to 20): a sample the dataset lacks, a
-// dataset sample the file lacks, a repeat other than 0, a fold written for the other mode,
-// a fold >= `folds` (k-fold), a fold or the train or val part with no sample, and a group
-// (the dataset's, or the file's group column) whose samples lie in two folds or parts.
-// `folds` is only read in k-fold mode.
-std::vector<int> assign_split(const std::vector<SplitRow>& rows, const std::vector<SplitSample>& samples,
-                              SplitMode mode, int folds, const std::string& source_name);
+// The assignments the rows make for `samples` (dataset order), one per repeat 0..repeats-1,
+// as format_split_file takes them, once the rows are checked against the dataset and the [cv]
+// settings. Throws DataError naming the file and the line of every problem found (up to 20):
+// a sample the dataset lacks, a dataset sample the file lacks (in any repeat), a repeat >=
+// `repeats`, a fold written for the other mode, a fold >= `folds` (k-fold), a fold or the
+// train or val part with no sample, and a group (the dataset's, or the file's group column)
+// whose samples lie in two folds or parts of one repeat. `folds` is only read in k-fold mode.
+SplitAssignments assign_split(const std::vector<SplitRow>& rows, const std::vector<SplitSample>& samples,
+                              SplitMode mode, int folds, int repeats, const std::string& source_name);
 
 // parse_split_rows and assign_split on the file at `path`. Throws DataError when it cannot be
 // read.
-std::vector<int> read_split_file(const std::string& path, const std::vector<SplitSample>& samples, SplitMode mode,
-                                 int folds);
+SplitAssignments read_split_file(const std::string& path, const std::vector<SplitSample>& samples, SplitMode mode,
+                                 int folds, int repeats);
 
 // 16 hex digits naming the split the file at `path` makes: a hash of the (repeat, id, fold)
 // of its rows in a canonical order, so that reordered rows or columns, quoting, line endings

@@ -17,7 +17,8 @@
 namespace chestlab {
 
 struct FoldPlan {
-  int fold = 0;
+  int fold = 0;    // the fold model's number: repeat * [cv] folds + the fold within the repeat
+  int repeat = 0;  // [cv] repeats > 1: which fold assignment
   std::vector<std::size_t> train, val, test;  // dataset indices; test only in holdout mode
 };
 
@@ -31,7 +32,8 @@ class Experiment {
   const std::vector<SampleInfo>& samples() const { return infos_; }
   const AugmentPipeline& augment() const { return augment_; }
 
-  // Every fold's plan (k-fold: `folds` plans; holdout: one plan with a test part).
+  // Every fold's plan (k-fold: folds x repeats plans, repeat by repeat; holdout: one plan
+  // with a test part).
   const std::vector<FoldPlan>& plans() const { return plans_; }
   // The folds this run trains: [cv] run_folds, or all.
   std::vector<int> folds_to_run() const;
@@ -47,7 +49,7 @@ class Experiment {
  private:
   void make_plans();
   void plans_from_split_file();
-  void plans_from_folds(const std::vector<int>& fold_of);
+  void add_repeat_plans(const std::vector<int>& fold_of, int repeat);
 
   ExperimentConfig config_;
   std::shared_ptr<const PluginRegistry> registry_;
