@@ -251,7 +251,6 @@ int main(int argc, char** argv) {
     params.image_size = size;
     rsna::RsnaPreprocess exact_params = params;  // these three rows take the exact path apart
     exact_params.fast_decode = false;
-    params.fast_decode = false;  // these three rows take the exact path apart
     double read_s = 0, resize_s = 0, total_s = 0;
     for (int r = -1; r < repeat; ++r) {  // r = -1 warms up
       auto t0 = Clock::now();
